@@ -1,0 +1,85 @@
+// The entry of the gcr binary: global flags, then one subcommand, loaded lazily so that
+// `gcr run` pays only for what it uses. One top-level catch turns any error into one line
+// and an exit code (see errors.ts).
+import { EXIT, UsageError, exitCodeOf, formatError } from "./errors.ts";
+import { setDebug } from "./log.ts";
+
+export const VERSION = "0.1.0";
+
+/** A subcommand gets its own argv (after its name) and returns the process exit code. */
+export type Command = (args: string[]) => Promise<number>;
+
+const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  run: { summary: "Run a command in a new container", load: async () => (await import("./run/command.ts")).runCommand },
+  pull: { summary: "Pull an image from a registry into the image store", load: async () => (await import("./img2rootfs/command.ts")).pullCommand },
+  img2rootfs: { summary: "Pull an image and unpack it into a directory (-image REF -output DIR)", load: async () => (await import("./img2rootfs/command.ts")).img2rootfsCommand },
+  images: { summary: "List images in the store", load: async () => (await import("./img2rootfs/command.ts")).imagesCommand },
+  rmi: { summary: "Remove images from the store", load: async () => (await import("./img2rootfs/command.ts")).rmiCommand },
+  login: { summary: "Save credentials for a registry", load: async () => (await import("./img2rootfs/command.ts")).loginCommand },
+  logout: { summary: "Remove saved credentials for a registry", load: async () => (await import("./img2rootfs/command.ts")).logoutCommand },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(commands).map((c) => c.length));
+  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return `Usage: gcr [--debug] COMMAND [ARGS...]
+
+A small container runtime: Linux namespaces, pivot_root, cgroups, and a registry client.
+
+Commands:
+${lines.join("\n")}
+
+Global options:
+  --debug      narrate each isolation step on stderr
+  -h, --help   show this help (also: gcr COMMAND --help)
+  -v, --version
+
+Exit codes: the container's own, 125 gcr failed, 126 command cannot be executed,
+127 command not found, 128+N the command died from signal N.
+`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let i = 0;
+  let debugFlag = false;
+  for (; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--debug") debugFlag = true;
+    else if (a === "-h" || a === "--help") {
+      process.stdout.write(usage());
+      return EXIT.ok;
+    } else if (a === "-v" || a === "--version") {
+      process.stdout.write(`gcr version ${VERSION}\n`);
+      return EXIT.ok;
+    } else break;
+  }
+  if (process.env.GCR_DEBUG === "1") debugFlag = true;
+  setDebug(debugFlag);
+  const name = argv[i];
+  try {
+    if (name === undefined) throw new UsageError("no command given");
+    if (name === "help") {
+      process.stdout.write(usage());
+      return EXIT.ok;
+    }
+    if (name === "version") {
+      process.stdout.write(`gcr version ${VERSION}\n`);
+      return EXIT.ok;
+    }
+    const entry = commands[name];
+    if (!entry) throw new UsageError(`unknown command '${name}'`);
+    const cmd = await entry.load();
+    return await cmd(argv.slice(i + 1));
+  } catch (err) {
+    process.stderr.write(formatError(err, { debug: debugFlag }) + "\n");
+    return exitCodeOf(err);
+  }
+}
+
+if (import.meta.main) {
+  const code = await main(process.argv.slice(2));
+  // Let pending stdout/stderr writes drain before leaving.
+  process.exitCode = code;
+  if (process.stdout.writableNeedDrain) await new Promise((r) => process.stdout.once("drain", r));
+  process.exit(code);
+}
