@@ -134,3 +134,35 @@ export function formatError(err: unknown, opts: { debug?: boolean } = {}): strin
 export function exitCodeOf(err: unknown): number {
   return err instanceof GcrError ? err.exitCode : EXIT.gcr;
 }
+
+/**
+ * A registry said no, or could not be reached. Carries the method, the URL (never with
+ * credentials), the HTTP status and the registry's error codes (MANIFEST_UNKNOWN, ...).
+ */
+export class RegistryError extends GcrError {
+  constructor(
+    message: string,
+    readonly detail: { method?: string; url?: string; status?: number; codes?: string[]; retryable?: boolean } = {},
+    opts: { cause?: unknown; hint?: string } = {},
+  ) {
+    super(message, { ...opts, exitCode: EXIT.gcr });
+    this.name = "RegistryError";
+  }
+}
+
+/** Content did not match its digest or descriptor size; names the blob, algorithm, want, got, bytes. */
+export class DigestError extends GcrError {
+  constructor(
+    readonly what: string,
+    readonly want: string,
+    readonly got: string | undefined,
+    readonly bytes: number,
+    reason?: string,
+  ) {
+    super(
+      `digest mismatch for ${what} ${want}: ${reason ?? `got ${got}`} (${bytes} bytes read)`,
+      { exitCode: EXIT.gcr, hint: "the registry or the network corrupted the data; nothing was installed" },
+    );
+    this.name = "DigestError";
+  }
+}

@@ -1,1 +1,304 @@
-export async function runCommand(a: string[]): Promise<number> { console.log(a); return 0; }
+// `gcr run`: resolve the image, prepare the rootfs, build the plan, clone the container
+// process, give it its id maps (and cgroup), let it run its setup, relay signals and the
+// terminal, wait, clean up, and exit with the container's code.
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { EXIT, GcrError, SyscallError, UsageError, errnoName } from "../errors.ts";
+import { debug, isDebug, warn } from "../log.ts";
+import { isRoot, stateDir } from "../paths.ts";
+import { Child, describeOp, namespaceNames, type Op } from "../sys/child.ts";
+import { kill, waitpidNoHang, type WaitStatus } from "../sys/libc.ts";
+import { createContainerDir, newContainerId, removeContainerDir, sweepStale, type ContainerDir } from "./container.ts";
+import { planIdMapping, writeIdMaps } from "./idmap.ts";
+import { resolveImage, resolveUser, type ResolvedImage } from "./image.ts";
+import { parseRunArgs, runHelp, type RunOptions } from "./options.ts";
+import { buildPlan, DEFAULT_PATH } from "./plan.ts";
+import { overlayData, prepareMountPoint } from "./rootfs.ts";
+import { capabilityMask, capNames, defaultSeccompFilter } from "./security.ts";
+import { startTerminal } from "./terminal.ts";
+
+/** Signals gcr passes on to the container (SIGWINCH becomes a resize with -t). */
+const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH"] as const;
+const SIGNUM: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGUSR1: 10, SIGUSR2: 12, SIGTERM: 15, SIGWINCH: 28 };
+
+export async function runCommand(argv: string[]): Promise<number> {
+  const opts = parseRunArgs(argv);
+  if (opts === "help") {
+    process.stdout.write(runHelp());
+    return EXIT.ok;
+  }
+  if (opts.detach) throw new UsageError("-d/--detach is not supported yet", "run");
+  debug("run", `as pid ${process.pid} (${isRoot() ? "root" : `rootless, uid ${process.getuid!()}`})`);
+  sweepStale();
+  const image = resolveImage(opts.image);
+  const argvToRun = containerArgv(opts, image);
+  const c = createContainerDir(newContainerId());
+  try {
+    return await runContainer(c, opts, image, argvToRun);
+  } finally {
+    removeContainerDir(c);
+    debug("run", `removed ${c.dir}`);
+  }
+}
+
+/** docker's rule: ENTRYPOINT (or --entrypoint) + (COMMAND or the image's CMD). */
+export function containerArgv(opts: RunOptions, image: ResolvedImage): string[] {
+  const entrypoint = opts.entrypoint !== undefined ? (opts.entrypoint === "" ? [] : [opts.entrypoint]) : (image.config.Entrypoint ?? []);
+  const cmd = opts.command.length > 0 ? opts.command : opts.entrypoint !== undefined ? [] : (image.config.Cmd ?? []);
+  const argv = [...entrypoint, ...cmd];
+  if (argv.length === 0) throw new UsageError(`no command given and ${image.ref} has no default command`, "run");
+  return argv;
+}
+
+function networkMode(opts: RunOptions): "none" | "host" {
+  const n = opts.network ?? "none";
+  if (n === "none" || n === "host") return n;
+  if (n === "bridge" || n === "default") {
+    warn(`--network ${n} is not supported yet; using none (loopback only)`);
+    return "none";
+  }
+  throw new UsageError(`invalid --network '${n}': use none, host or bridge`, "run");
+}
+
+function containerEnv(opts: RunOptions, image: ResolvedImage, hostname: string, home: string | undefined): string[] {
+  // Later entries win, as in docker: defaults, then the image's Env, then -e / --env-file.
+  const env = new Map<string, string>();
+  const put = (e: string) => {
+    const eq = e.indexOf("=");
+    if (eq > 0) env.set(e.slice(0, eq), e.slice(eq + 1));
+  };
+  put(`PATH=${DEFAULT_PATH}`);
+  put(`HOSTNAME=${hostname}`);
+  for (const e of image.config.Env ?? []) put(e);
+  for (const e of opts.env) put(e);
+  if (opts.tty && !env.has("TERM")) put("TERM=xterm");
+  if (!env.has("HOME")) put(`HOME=${home || "/root"}`);
+  return [...env].map(([k, v]) => `${k}=${v}`);
+}
+
+async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedImage, argv: string[]): Promise<number> {
+  const rootless = !isRoot();
+  const idmap = planIdMapping(rootless, opts.userns);
+  const hostname = opts.hostname ?? c.id.slice(0, 12);
+  const user = resolveUser(image.rootfs, opts.user);
+  const env = containerEnv(opts, image, hostname, user.home);
+  const net = networkMode(opts);
+  const lower = image.rootfs;
+  debug("rootfs", `overlay: lower ${lower} (never written), upper ${c.upper}`);
+
+  // Mount points, prepared in the upper layer (see rootfs.ts for why).
+  const chown = isRoot() && !idmap;
+  const system = (p: string) => prepareMountPoint(lower, c.upper, p, "dir", { followFinal: false, chown });
+  for (const p of ["/proc", "/sys", "/dev"]) system(p);
+  const files = [
+    ["/etc/hostname", `${hostname}\n`],
+    ["/etc/hosts", hostsFile(hostname)],
+    ["/etc/resolv.conf", resolvConf()],
+  ].map(([target, content]) => {
+    const source = join(c.dir, target!.slice("/etc/".length));
+    writeFileSync(source, content!, { mode: 0o644 });
+    return { target: prepareMountPoint(lower, c.upper, target!, "file", { followFinal: false, chown }), source };
+  });
+  const volumes = opts.volumes.map((v) => {
+    let st;
+    try {
+      st = statSync(v.source);
+    } catch {
+      throw new GcrError(`volume ${v.source}: no such file or directory on the host`);
+    }
+    const kind = st.isDirectory() ? "dir" : "file";
+    return { ...v, target: prepareMountPoint(lower, c.upper, v.target, kind, { followFinal: true, chown }) };
+  });
+  const tmpfs = opts.tmpfs.map((t) => prepareMountPoint(lower, c.upper, t, "dir", { followFinal: true, chown }));
+  const workdir = opts.workdir ?? image.config.WorkingDir ?? "/";
+  if (workdir !== "/") prepareMountPoint(lower, c.upper, workdir, "dir", { followFinal: true, chown });
+  if (idmap && !rootless) {
+    // root with --userns=private: the container's root owns its writable layer.
+    for (const d of [c.upper, c.work]) Bun.spawnSync(["chown", `${idmap.uids[0]!.outside}:${idmap.gids[0]!.outside}`, d]);
+  }
+
+  let tty: { rows: number; cols: number } | undefined;
+  if (opts.tty) {
+    const out = process.stdout;
+    tty = { rows: out.isTTY ? out.rows : 24, cols: out.isTTY ? out.columns : 80 };
+  }
+  let caps: bigint;
+  try {
+    caps = capabilityMask(opts.capAdd, opts.capDrop);
+  } catch (e) {
+    throw new UsageError((e as Error).message, "run");
+  }
+
+  const plan = buildPlan({
+    lower,
+    upper: c.upper,
+    work: c.work,
+    merged: c.merged,
+    overlayData: overlayData(lower, c.upper, c.work, idmap !== undefined),
+    idmap,
+    setgroupsDenied: rootless && !idmap?.helper,
+    hostname,
+    files,
+    volumes,
+    tmpfs,
+    readOnly: opts.readOnly,
+    newNetwork: net !== "host",
+    cgroupNamespace: true,
+    workdir,
+    uid: user.uid,
+    gid: user.gid,
+    additionalGids: user.additionalGids,
+    capabilities: caps,
+    seccomp: opts.seccomp ? defaultSeccompFilter() : undefined,
+    noNewPrivileges: opts.noNewPrivileges,
+    tty,
+    interactive: opts.interactive,
+    init: opts.init,
+    argv,
+    env,
+    exists: existsSync,
+    isDir: (p) => {
+      try {
+        return statSync(p).isDirectory();
+      } catch {
+        return false;
+      }
+    },
+  });
+  if (isDebug()) narratePlan(plan.ops, caps, opts);
+
+  const child = Child.spawn(plan.ops, plan.cloneFlags, stateDir());
+  debug("clone", `namespaces ${namespaceNames(plan.cloneFlags)}: container process is host pid ${child.pid}, pid 1 inside`);
+  debug("fork", `as pid 1 (host pid ${child.pid}), waiting for the parent's go`);
+
+  // From here on the child exists: whatever happens, it must be reaped.
+  const exit = waitForExit(child.pid);
+  const relay = relaySignals(child.pid, opts.tty);
+  let term: ReturnType<typeof startTerminal> | undefined;
+  try {
+    try {
+      if (idmap) writeIdMaps(child.pid, idmap);
+    } catch (e) {
+      child.abandon();
+      throw new GcrError("set up the user namespace", { cause: e });
+    }
+    const t0 = performance.now();
+    const result = child.release();
+    if (result.ttyMaster !== undefined) term = startTerminal(result.ttyMaster, opts.interactive);
+    if (!result.ok) {
+      await exit.promise;
+      return setupFailure(plan.ops, result.op, result.errno, argv[0]!);
+    }
+    debug("exec", `${JSON.stringify(argv)} started ${(performance.now() - t0).toFixed(1)} ms after the go`);
+    const status = await exit.promise;
+    if (term) await term.finished();
+    return exitCode(status);
+  } finally {
+    relay.stop();
+    exit.stop();
+    term?.restore();
+    // The container's pid 1 has exited or will be killed: its mount namespace, and with it
+    // every mount made inside, goes away with it. Make sure it is gone before we remove files.
+    if (exit.pending()) {
+      kill(child.pid, SIGNUM.SIGKILL!);
+      await exit.promise;
+    }
+  }
+}
+
+function exitCode(s: WaitStatus): number {
+  const code = s.exited ? s.code : EXIT.signalBase + s.signal;
+  debug("exit", s.exited ? `container exited with code ${s.code}` : `container killed by signal ${s.signal}: exit code ${code}`);
+  return code;
+}
+
+function setupFailure(ops: Op[], index: number, errno: number, cmd: string): number {
+  const op = ops[index];
+  if (op?.op === "exec") {
+    const code = errnoName(errno);
+    if (code === "ENOENT") {
+      process.stderr.write(`gcr: exec: "${cmd}": executable file not found in $PATH\n`);
+      return EXIT.notFound;
+    }
+    process.stderr.write(`gcr: exec: "${cmd}": ${new SyscallError("execve", errno).message.replace(/^execve: /, "")}\n`);
+    return EXIT.cannotExecute;
+  }
+  if (!op) throw new GcrError(`container setup failed: ${errnoName(errno)}`);
+  const d = describeOp(op);
+  throw new GcrError("container setup", { cause: new SyscallError(d.syscall, errno, d.path, d.detail) });
+}
+
+interface ExitWait {
+  promise: Promise<WaitStatus>;
+  pending: () => boolean;
+  stop: () => void;
+}
+
+/** SIGCHLD + waitpid(WNOHANG), with a slow poll in case signals coalesce (BUN-FACTS §2). */
+function waitForExit(pid: number): ExitWait {
+  let done = false;
+  let resolve!: (s: WaitStatus) => void;
+  const promise = new Promise<WaitStatus>((r) => (resolve = r));
+  const check = () => {
+    if (done) return;
+    const s = waitpidNoHang(pid);
+    if (s) {
+      done = true;
+      stop();
+      resolve(s);
+    }
+  };
+  const timer = setInterval(check, 250);
+  process.on("SIGCHLD", check);
+  const stop = () => {
+    clearInterval(timer);
+    process.off("SIGCHLD", check);
+  };
+  return { promise, pending: () => !done, stop };
+}
+
+function relaySignals(pid: number, tty: boolean): { stop: () => void } {
+  const handlers: [string, () => void][] = [];
+  for (const sig of FORWARDED) {
+    // With -t the terminal itself sends SIGWINCH to the container on resize (terminal.ts).
+    if (tty && sig === "SIGWINCH") continue;
+    const h = () => {
+      debug("signal", `forwarding ${sig} to the container`);
+      kill(pid, SIGNUM[sig]!);
+    };
+    process.on(sig, h);
+    handlers.push([sig, h]);
+  }
+  return { stop: () => handlers.forEach(([s, h]) => process.off(s, h)) };
+}
+
+function hostsFile(hostname: string): string {
+  return `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`;
+}
+
+/** The host's resolver configuration, as docker copies it. */
+function resolvConf(): string {
+  try {
+    return readFileSync("/etc/resolv.conf", "utf8");
+  } catch {
+    return "";
+  }
+}
+
+const STAGE: Partial<Record<Op["op"], string>> = {
+  mount: "mount", mkdir: "mount", mkfile: "mount", symlink: "mount", readonly: "mount", umount: "mount",
+  pivot: "pivot_root", hostname: "uts", loopback: "net", unshare: "cgroup", chdir: "exec", tty: "tty",
+  stdinNull: "exec", setsid: "exec", setgroups: "user", setid: "user", bounding: "caps", capset: "caps",
+  capambient: "caps", nnp: "caps", seccomp: "seccomp", closefds: "exec", init: "init", umask: "exec", exec: "exec",
+};
+
+function narratePlan(ops: Op[], caps: bigint, opts: RunOptions): void {
+  for (const o of ops) {
+    const d = describeOp(o);
+    let text = [d.syscall, d.path, d.detail].filter(Boolean).join(" ");
+    if (o.op === "capset") text += ` (${capNames(caps).join(",") || "none"})`;
+    if (o.op === "exec") text = `execve ${JSON.stringify(o.argv)} trying ${o.candidates.join(", ")}`;
+    debug(STAGE[o.op] ?? "setup", `will ${text}`);
+  }
+  if (!opts.seccomp) debug("seccomp", "unconfined (--security-opt seccomp=unconfined)");
+}

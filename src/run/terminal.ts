@@ -1,0 +1,62 @@
+// `gcr run -t`: the container's pseudo-terminal (created inside the container, its master
+// handed over by child.c) wired to the user's terminal, which is put in raw mode so that
+// Ctrl-C, Ctrl-Z and friends reach the container's line discipline, not gcr.
+import { writeSync } from "node:fs";
+import tty from "node:tty";
+import { debug } from "../log.ts";
+import { close, setWindowSize } from "../sys/libc.ts";
+
+export function startTerminal(master: number, interactive: boolean): { finished: () => Promise<void>; restore: () => void } {
+  const stdin = process.stdin;
+  const raw = interactive && stdin.isTTY;
+  if (raw) stdin.setRawMode(true);
+  debug("tty", `pty master fd ${master}${raw ? ", host terminal in raw mode" : ""}`);
+
+  const resize = () => {
+    if (process.stdout.isTTY) setWindowSize(master, process.stdout.rows, process.stdout.columns);
+  };
+  process.on("SIGWINCH", resize);
+
+  const onInput = (d: Buffer) => {
+    try {
+      writeSync(master, d);
+    } catch {
+      // the container is gone
+    }
+  };
+  if (interactive) {
+    stdin.on("data", onInput);
+    stdin.resume();
+  }
+
+  // Reading the master ends with EIO once the last process holding the slave exits.
+  const out = new tty.ReadStream(master);
+  const finished = new Promise<void>((resolve) => {
+    out.on("data", (d: Buffer) => process.stdout.write(d));
+    out.on("error", () => resolve());
+    out.on("end", () => resolve());
+    out.on("close", () => resolve());
+  });
+
+  let restored = false;
+  return {
+    // Output still in the pty buffer after exit is drained; never wait forever.
+    finished: () => Promise.race([finished, new Promise<void>((r) => setTimeout(r, 2000))]),
+    restore: () => {
+      if (restored) return;
+      restored = true;
+      process.off("SIGWINCH", resize);
+      if (interactive) {
+        stdin.off("data", onInput);
+        stdin.pause();
+      }
+      if (raw) stdin.setRawMode(false);
+      out.destroy();
+      try {
+        close(master);
+      } catch {
+        // tty.ReadStream closed it
+      }
+    },
+  };
+}

@@ -1,0 +1,404 @@
+/*
+ * The native half of `gcr run`: clone() the container process and, inside it, interpret a
+ * small setup program (mounts, pivot_root, hostname, credentials, capabilities, seccomp)
+ * before execve. Compiled at run time by bun:ffi's TinyCC; no #include, no libc state.
+ *
+ * Why native: a Bun process is multi-threaded, so it can neither unshare(CLONE_NEWUSER) nor
+ * run JavaScript in a forked child (JSC's JIT memory is MADV_DONTFORK: the child segfaults).
+ * runc solves the same problem for Go with nsexec.c. All *policy* (what to mount, which
+ * capabilities) lives in TypeScript (src/run/plan.ts); this file only executes ops, in order,
+ * and reports the first failure as {op index, errno} on the sync socket.
+ *
+ * Rules for the child side: only raw syscalls (no malloc, no stdio: another thread of the
+ * parent may have held their locks at clone time), every string comes from the parent's
+ * memory image (fork-style clone copies it), and every failure is reported, never ignored.
+ *
+ * Parent <-> child protocol over a SOCK_SEQPACKET socketpair (see src/run/sync.ts):
+ *   parent                          child
+ *   clone() ----------------------> blocks in read(sock)
+ *   writes uid/gid maps, cgroup
+ *   send "G" ---------------------> runs ops
+ *                    <------------- "T" + pty master fd (SCM_RIGHTS), with -t
+ *                    <------------- "E" {op, errno}  on failure, then _exit(125)
+ *                    <------------- EOF when execve succeeded (the socket is CLOEXEC)
+ */
+
+extern long syscall(long number, ...);
+extern int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...);
+extern void *malloc(unsigned long size);
+extern void free(void *p);
+extern int *__errno_location(void);
+
+#define SYS_read 0
+#define SYS_write 1
+#define SYS_open 2
+#define SYS_close 3
+#define SYS_ioctl 16
+#define SYS_rt_sigaction 13
+#define SYS_rt_sigprocmask 14
+#define SYS_dup2 33
+#define SYS_socket 41
+#define SYS_sendmsg 46
+#define SYS_recvmsg 47
+#define SYS_clone 56
+#define SYS_execve 59
+#define SYS_exit 60
+#define SYS_wait4 61
+#define SYS_kill 62
+#define SYS_chdir 80
+#define SYS_mkdir 83
+#define SYS_symlink 88
+#define SYS_fchown 93
+#define SYS_umask 95
+#define SYS_setsid 112
+#define SYS_setgroups 116
+#define SYS_setresuid 117
+#define SYS_setresgid 119
+#define SYS_capset 126
+#define SYS_rt_sigtimedwait 128
+#define SYS_pivot_root 155
+#define SYS_prctl 157
+#define SYS_mount 165
+#define SYS_umount2 166
+#define SYS_sethostname 170
+#define SYS_exit_group 231
+#define SYS_unshare 272
+#define SYS_seccomp 317
+#define SYS_close_range 436
+#define SYS_mount_setattr 442
+
+/* Op codes: keep in sync with OP in src/sys/child.ts. Each op is 8 longs: code + 7 args. */
+#define OP_END 0
+#define OP_MOUNT 1        /* src, dst, fstype, flags, data */
+#define OP_MKDIR 2        /* path, mode (EEXIST is fine) */
+#define OP_MKFILE 3       /* path, mode (an empty file to bind-mount onto) */
+#define OP_SYMLINK 4      /* target, path */
+#define OP_PIVOT 5        /* new root */
+#define OP_CHDIR 6        /* path */
+#define OP_HOSTNAME 7     /* name, length */
+#define OP_LOOPBACK 8     /* bring "lo" up in this network namespace */
+#define OP_UNSHARE 9      /* flags */
+#define OP_SETGROUPS 10   /* count, gid_t array */
+#define OP_SETID 11       /* uid, gid */
+#define OP_BOUNDING 12    /* keep mask: drop every other capability from the bounding set */
+#define OP_CAPSET 13      /* effective/permitted mask, inheritable mask */
+#define OP_NNP 14         /* prctl(PR_SET_NO_NEW_PRIVS) */
+#define OP_SECCOMP 15     /* struct sock_fprog * */
+#define OP_STDIN_NULL 16  /* stdin from /dev/null */
+#define OP_SETSID 17      /* new session: no controlling terminal (TIOCSTI protection) */
+#define OP_TTY 18         /* rows, cols, uid, gid: new pty on /dev/ptmx, master sent to parent */
+#define OP_CLOSEFDS 19    /* mark every fd above 2 close-on-exec */
+#define OP_EXEC 20        /* candidate paths (NULL-terminated), argv, envp */
+#define OP_INIT 21        /* fork: pid 1 stays as a minimal init, the child goes on */
+#define OP_UMOUNT 22      /* path, flags */
+#define OP_READONLY 23    /* path, recursive: mount_setattr(MOUNT_ATTR_RDONLY) */
+#define OP_UMASK 24       /* mask */
+#define OP_CAPAMBIENT 25  /* clear the ambient set */
+
+#define SIGKILL 9
+#define SIGCHLD 17
+
+struct child_args {
+	long *prog;   /* ops, 8 longs each */
+	int sock;     /* child's end of the sync socket */
+	int peer;     /* parent's end: closed in the child */
+};
+
+static int sock_fd = -1;
+
+static int err(void) { return *__errno_location(); }
+
+static long slen(const char *s) { long n = 0; while (s[n]) n++; return n; }
+
+/* Report {'E', op, errno} to the parent and leave. */
+static void fail(long op, int e)
+{
+	int msg[3];
+	msg[0] = 'E';
+	msg[1] = (int)op;
+	msg[2] = e;
+	syscall(SYS_write, sock_fd, msg, sizeof msg);
+	syscall(SYS_exit_group, 125);
+}
+
+/* Send {'T', 0, 0} with the pty master attached (SCM_RIGHTS). x86_64 struct layouts. */
+static int send_fd(int sock, int fd)
+{
+	int payload[3];
+	long iov[2];
+	long msg[7];
+	long cbuf[3]; /* cmsghdr: len (8), level (4), type (4), then the int fd */
+	int *ci = (int *)cbuf;
+	payload[0] = 'T'; payload[1] = 0; payload[2] = 0;
+	iov[0] = (long)payload; iov[1] = sizeof payload;
+	cbuf[0] = 16 + 4;        /* CMSG_LEN(sizeof(int)) */
+	ci[2] = 1;               /* SOL_SOCKET */
+	ci[3] = 1;               /* SCM_RIGHTS */
+	ci[4] = fd;
+	msg[0] = 0; msg[1] = 0;  /* name, namelen */
+	msg[2] = (long)iov; msg[3] = 1;
+	msg[4] = (long)cbuf; msg[5] = 24; /* CMSG_SPACE(sizeof(int)) */
+	msg[6] = 0;
+	return (int)syscall(SYS_sendmsg, sock, msg, 0);
+}
+
+/* ifreq for SIOCGIFFLAGS / SIOCSIFFLAGS: 16-byte name, then short flags (padded to 40). */
+static int loopback_up(void)
+{
+	char ifr[40];
+	int i, s;
+	for (i = 0; i < 40; i++) ifr[i] = 0;
+	ifr[0] = 'l'; ifr[1] = 'o';
+	s = (int)syscall(SYS_socket, 2 /* AF_INET */, 2 | 0x80000 /* SOCK_DGRAM|CLOEXEC */, 0);
+	if (s < 0) return -1;
+	if (syscall(SYS_ioctl, s, 0x8913 /* SIOCGIFFLAGS */, ifr) < 0) return -1;
+	*(short *)(ifr + 16) |= 1; /* IFF_UP */
+	if (syscall(SYS_ioctl, s, 0x8914 /* SIOCSIFFLAGS */, ifr) < 0) return -1;
+	syscall(SYS_close, s);
+	return 0;
+}
+
+/* pid 1 with --init: forward every signal to the child, reap every zombie, and exit with
+ * the child's status (128+N if a signal killed it, as tini does). All signals stay blocked
+ * and are taken synchronously with rt_sigtimedwait, so no handler ever runs. */
+static void run_init(int child)
+{
+	long set = ~0L;
+	int status = 0, pid, sig, code = -1;
+	char info[128];
+	for (;;) {
+		sig = (int)syscall(SYS_rt_sigtimedwait, &set, info, 0, 8);
+		if (sig < 0) continue;
+		if (sig != SIGCHLD) { syscall(SYS_kill, child, sig); continue; }
+		for (;;) {
+			pid = (int)syscall(SYS_wait4, -1, &status, 1 /* WNOHANG */, 0);
+			if (pid <= 0) break;
+			if (pid == child) {
+				if ((status & 0x7f) == 0) code = (status >> 8) & 0xff;
+				else code = 128 + (status & 0x7f);
+			}
+		}
+		if (code >= 0) syscall(SYS_exit_group, code);
+	}
+}
+
+static int exec_candidates(long *paths, long argv, long envp)
+{
+	int i, e, best = 2; /* ENOENT */
+	for (i = 0; paths[i]; i++) {
+		syscall(SYS_execve, paths[i], argv, envp);
+		e = err();
+		/* As execvp: keep looking past a missing file; remember a more telling error. */
+		if (e != 2 && e != 20 /* ENOTDIR */) best = e;
+		if (e != 2 && e != 20 && e != 13 /* EACCES */) break;
+	}
+	return best;
+}
+
+static int child_main(void *arg)
+{
+	struct child_args *a = arg;
+	long *op;
+	long empty[2] = { 0, 0 };
+	long act[4] = { 0, 0, 0, 0 }; /* SIG_DFL, no flags */
+	char go = 0;
+	int i, e;
+	long r;
+
+	sock_fd = a->sock;
+	/* Bun ignores SIGPIPE and SIGXFSZ; the container must start with default dispositions.
+	 * The mask stays fully blocked (set by the parent around clone) until just before
+	 * execve, so a signal sent during setup is delivered to the command, not lost. */
+	for (i = 1; i < 65; i++) syscall(SYS_rt_sigaction, i, act, 0, 8);
+	syscall(SYS_close, a->peer);
+	/* Die with gcr. The check below closes the race where gcr died before this prctl:
+	 * its end of the socket is then closed and read() returns 0. */
+	syscall(SYS_prctl, 1 /* PR_SET_PDEATHSIG */, SIGKILL, 0, 0, 0);
+	if (syscall(SYS_read, sock_fd, &go, 1) != 1 || go != 'G') syscall(SYS_exit_group, 125);
+
+	for (op = a->prog; op[0] != OP_END; op += 8) {
+		long idx = (op - a->prog) / 8;
+		r = 0;
+		switch (op[0]) {
+		case OP_MOUNT:
+			r = syscall(SYS_mount, op[1], op[2], op[3], op[4], op[5]);
+			break;
+		case OP_MKDIR:
+			r = syscall(SYS_mkdir, op[1], op[2]);
+			if (r < 0 && err() == 17 /* EEXIST */) r = 0;
+			break;
+		case OP_MKFILE:
+			r = syscall(SYS_open, op[1], 0100 | 01 | 02000000 /* O_CREAT|O_WRONLY|O_CLOEXEC */, op[2]);
+			if (r >= 0) r = syscall(SYS_close, r);
+			break;
+		case OP_SYMLINK:
+			r = syscall(SYS_symlink, op[1], op[2]);
+			break;
+		case OP_PIVOT:
+			/* crun's trick: pivot_root(".", ".") stacks the old root on the new one; unmounting
+			 * "." with MNT_DETACH then drops the old root without needing a put_old directory. */
+			r = syscall(SYS_chdir, op[1]);
+			if (r == 0) r = syscall(SYS_pivot_root, ".", ".");
+			if (r == 0) r = syscall(SYS_umount2, ".", 2 /* MNT_DETACH */);
+			if (r == 0) r = syscall(SYS_chdir, "/");
+			break;
+		case OP_CHDIR:
+			r = syscall(SYS_chdir, op[1]);
+			break;
+		case OP_HOSTNAME:
+			r = syscall(SYS_sethostname, op[1], op[2]);
+			break;
+		case OP_LOOPBACK:
+			r = loopback_up();
+			break;
+		case OP_UNSHARE:
+			r = syscall(SYS_unshare, op[1]);
+			break;
+		case OP_SETGROUPS:
+			r = syscall(SYS_setgroups, op[1], op[2]);
+			break;
+		case OP_SETID:
+			r = syscall(SYS_setresgid, op[2], op[2], op[2]);
+			if (r == 0) r = syscall(SYS_setresuid, op[1], op[1], op[1]);
+			break;
+		case OP_BOUNDING:
+			for (i = 0; i < 64 && r == 0; i++) {
+				if (op[1] & (1L << i)) continue;
+				r = syscall(SYS_prctl, 24 /* PR_CAPBSET_DROP */, i, 0, 0, 0);
+				if (r < 0 && err() == 22 /* EINVAL: no such capability on this kernel */) { r = 0; break; }
+			}
+			break;
+		case OP_CAPSET: {
+			int hdr[2];
+			int data[6];
+			hdr[0] = 0x20080522; /* _LINUX_CAPABILITY_VERSION_3 */
+			hdr[1] = 0;
+			data[0] = (int)op[1]; data[1] = (int)op[1]; data[2] = (int)op[2];
+			data[3] = (int)(op[1] >> 32); data[4] = (int)(op[1] >> 32); data[5] = (int)(op[2] >> 32);
+			r = syscall(SYS_capset, hdr, data);
+			break;
+		}
+		case OP_CAPAMBIENT:
+			r = syscall(SYS_prctl, 47 /* PR_CAP_AMBIENT */, 4 /* CLEAR_ALL */, 0, 0, 0);
+			break;
+		case OP_NNP:
+			r = syscall(SYS_prctl, 38 /* PR_SET_NO_NEW_PRIVS */, 1, 0, 0, 0);
+			break;
+		case OP_SECCOMP:
+			r = syscall(SYS_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, 0, op[1]);
+			break;
+		case OP_STDIN_NULL:
+			r = syscall(SYS_open, "/dev/null", 0 /* O_RDONLY */);
+			if (r >= 0 && r != 0) { syscall(SYS_dup2, r, 0); syscall(SYS_close, r); r = 0; }
+			else if (r == 0) r = 0;
+			break;
+		case OP_SETSID:
+			r = syscall(SYS_setsid);
+			if (r > 0) r = 0;
+			break;
+		case OP_TTY: {
+			int unlock = 0, m, s;
+			unsigned short ws[4];
+			m = (int)syscall(SYS_open, "/dev/ptmx", 02 | 0400 | 02000000 /* O_RDWR|O_NOCTTY|O_CLOEXEC */);
+			if (m < 0) { r = -1; break; }
+			r = syscall(SYS_ioctl, m, 0x40045431 /* TIOCSPTLCK */, &unlock);
+			if (r < 0) break;
+			s = (int)syscall(SYS_ioctl, m, 0x5441 /* TIOCGPTPEER */, 02 | 0400);
+			if (s < 0) { r = -1; break; }
+			ws[0] = (unsigned short)op[1]; ws[1] = (unsigned short)op[2]; ws[2] = 0; ws[3] = 0;
+			syscall(SYS_ioctl, s, 0x5414 /* TIOCSWINSZ */, ws);
+			if (syscall(SYS_fchown, s, op[3], op[4]) < 0 && err() != 22) { r = -1; break; }
+			r = syscall(SYS_setsid);
+			if (r < 0) break;
+			r = syscall(SYS_ioctl, s, 0x540E /* TIOCSCTTY */, 0);
+			if (r < 0) break;
+			syscall(SYS_dup2, s, 0); syscall(SYS_dup2, s, 1); syscall(SYS_dup2, s, 2);
+			if (s > 2) syscall(SYS_close, s);
+			r = send_fd(sock_fd, m);
+			if (r >= 0) r = syscall(SYS_close, m);
+			break;
+		}
+		case OP_CLOSEFDS:
+			r = syscall(SYS_close_range, 3, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
+			break;
+		case OP_UMOUNT:
+			r = syscall(SYS_umount2, op[1], op[2]);
+			break;
+		case OP_READONLY: {
+			long attr[4];
+			attr[0] = 1; /* MOUNT_ATTR_RDONLY */
+			attr[1] = 0; attr[2] = 0; attr[3] = 0;
+			r = syscall(SYS_mount_setattr, -100 /* AT_FDCWD */, op[1], op[2] ? 0x8000 /* AT_RECURSIVE */ : 0, attr, 32);
+			break;
+		}
+		case OP_UMASK:
+			syscall(SYS_umask, op[1]);
+			break;
+		case OP_INIT: {
+			int child = (int)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+			if (child < 0) { r = -1; break; }
+			if (child > 0) {
+				/* pid 1: only the command reports on the socket from here on. */
+				syscall(SYS_close, sock_fd);
+				run_init(child);
+			}
+			/* The command's process: its own signal mask is reset just before execve. */
+			break;
+		}
+		case OP_EXEC:
+			syscall(SYS_rt_sigprocmask, 2 /* SIG_SETMASK */, empty, 0, 8);
+			e = exec_candidates((long *)op[1], op[2], op[3]);
+			fail(idx, e);
+			break;
+		default:
+			fail(idx, 22);
+		}
+		if (r < 0) fail(idx, err());
+	}
+	fail(-1, 22); /* a program must end with OP_EXEC */
+	return 125;
+}
+
+/* Parent side. Returns the child's pid, or -errno. `flags` are the CLONE_NEW* namespaces. */
+int gcr_spawn(long *prog, int flags, int sock, int peer)
+{
+	long all[2] = { -1L, -1L };
+	long old[2] = { 0, 0 };
+	struct child_args a;
+	char *stack;
+	int pid, e = 0;
+	a.prog = prog; a.sock = sock; a.peer = peer;
+	stack = malloc(256 * 1024);
+	if (!stack) return -12;
+	/* Block every signal across clone so the child cannot run a Bun signal handler before it
+	 * resets the dispositions. The child inherits the blocked mask; the parent restores it. */
+	syscall(SYS_rt_sigprocmask, 2, all, old, 8);
+	pid = clone(child_main, stack + 256 * 1024, flags | SIGCHLD, &a);
+	if (pid < 0) e = err();
+	syscall(SYS_rt_sigprocmask, 2, old, 0, 8);
+	free(stack);
+	return pid < 0 ? -e : pid;
+}
+
+/* Parent side: receive one message. out[0..2] = the 3 ints, out[3] = a passed fd or -1.
+ * Returns the byte count (0 at EOF), or -errno. Blocks: the child answers within its setup. */
+int gcr_recv(int sock, int *out)
+{
+	long iov[2];
+	long msg[7];
+	long cbuf[4];
+	int *ci = (int *)cbuf;
+	long n;
+	int i;
+	for (i = 0; i < 4; i++) cbuf[i] = 0;
+	out[0] = 0; out[1] = 0; out[2] = 0; out[3] = -1;
+	iov[0] = (long)out; iov[1] = 12;
+	msg[0] = 0; msg[1] = 0; msg[2] = (long)iov; msg[3] = 1;
+	msg[4] = (long)cbuf; msg[5] = sizeof cbuf; msg[6] = 0;
+	do {
+		n = syscall(SYS_recvmsg, sock, msg, 0x40000000 /* MSG_CMSG_CLOEXEC */);
+	} while (n < 0 && err() == 4 /* EINTR */);
+	if (n < 0) return -err();
+	if (msg[5] >= 20 && ci[2] == 1 && ci[3] == 1) out[3] = ci[4];
+	return (int)n;
+}

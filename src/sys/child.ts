@@ -1,0 +1,250 @@
+// Compile child.c with bun:ffi's TinyCC, encode a setup program for it, clone the container
+// process, and speak the sync protocol (drawn at the top of child.c) from the parent side.
+import { cc, ptr, type Pointer } from "bun:ffi";
+import { mkdirSync, unlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { SyscallError } from "../errors.ts";
+import { debug } from "../log.ts";
+import source from "./child.c" with { type: "text" };
+import { close, socketpair, writeAll } from "./libc.ts";
+
+export const CLONE = {
+  NEWNS: 0x00020000,
+  NEWCGROUP: 0x02000000,
+  NEWUTS: 0x04000000,
+  NEWIPC: 0x08000000,
+  NEWUSER: 0x10000000,
+  NEWPID: 0x20000000,
+  NEWNET: 0x40000000,
+} as const;
+
+/** One step of the container's setup, executed in order by child.c. Pure data. */
+export type Op =
+  | { op: "mount"; src: string | null; dst: string; fstype: string | null; flags: number; data?: string }
+  | { op: "mkdir"; path: string; mode: number }
+  | { op: "mkfile"; path: string; mode: number }
+  | { op: "symlink"; target: string; path: string }
+  | { op: "pivot"; root: string }
+  | { op: "chdir"; path: string }
+  | { op: "hostname"; name: string }
+  | { op: "loopback" }
+  | { op: "unshare"; flags: number }
+  | { op: "setgroups"; gids: number[] }
+  | { op: "setid"; uid: number; gid: number }
+  | { op: "bounding"; keep: bigint }
+  | { op: "capset"; effective: bigint; inheritable: bigint }
+  | { op: "capambient" }
+  | { op: "nnp" }
+  | { op: "seccomp"; filter: Uint8Array }
+  | { op: "stdinNull" }
+  | { op: "setsid" }
+  | { op: "tty"; rows: number; cols: number; uid: number; gid: number }
+  | { op: "closefds" }
+  | { op: "init" }
+  | { op: "umount"; path: string; flags: number }
+  | { op: "readonly"; path: string; recursive: boolean }
+  | { op: "umask"; mask: number }
+  | { op: "exec"; candidates: string[]; argv: string[]; env: string[] };
+
+// Must match the OP_* numbers in child.c.
+const CODE: Record<Op["op"], number> = {
+  mount: 1, mkdir: 2, mkfile: 3, symlink: 4, pivot: 5, chdir: 6, hostname: 7, loopback: 8,
+  unshare: 9, setgroups: 10, setid: 11, bounding: 12, capset: 13, nnp: 14, seccomp: 15,
+  stdinNull: 16, setsid: 17, tty: 18, closefds: 19, exec: 20, init: 21, umount: 22,
+  readonly: 23, umask: 24, capambient: 25,
+};
+
+const MS_NAMES: [number, string][] = [
+  [1, "MS_RDONLY"], [2, "MS_NOSUID"], [4, "MS_NODEV"], [8, "MS_NOEXEC"], [32, "MS_REMOUNT"],
+  [4096, "MS_BIND"], [8192, "MS_MOVE"], [16384, "MS_REC"], [1 << 18, "MS_PRIVATE"],
+  [1 << 19, "MS_SLAVE"], [1 << 20, "MS_SHARED"], [1 << 21, "MS_RELATIME"], [1 << 24, "MS_STRICTATIME"],
+];
+
+export function mountFlagNames(flags: number): string {
+  const names = MS_NAMES.filter(([bit]) => flags & bit).map(([, n]) => n);
+  return names.join("|") || "0";
+}
+
+/** The syscall an op stands for and the path it acts on: used for errors and --debug. */
+export function describeOp(o: Op): { syscall: string; path?: string; detail?: string } {
+  switch (o.op) {
+    case "mount":
+      return { syscall: "mount", path: o.dst, detail: [o.fstype ?? o.src, mountFlagNames(o.flags), o.data].filter(Boolean).join(" ") };
+    case "mkdir": case "mkfile": return { syscall: o.op === "mkdir" ? "mkdir" : "open O_CREAT", path: o.path };
+    case "symlink": return { syscall: "symlink", path: o.path, detail: `-> ${o.target}` };
+    case "pivot": return { syscall: "pivot_root", path: o.root };
+    case "chdir": return { syscall: "chdir", path: o.path };
+    case "hostname": return { syscall: "sethostname", detail: o.name };
+    case "loopback": return { syscall: "ioctl SIOCSIFFLAGS", path: "lo" };
+    case "unshare": return { syscall: "unshare", detail: `0x${o.flags.toString(16)}` };
+    case "setgroups": return { syscall: "setgroups", detail: o.gids.join(",") };
+    case "setid": return { syscall: "setresuid/setresgid", detail: `${o.uid}:${o.gid}` };
+    case "bounding": return { syscall: "prctl PR_CAPBSET_DROP" };
+    case "capset": return { syscall: "capset", detail: `0x${o.effective.toString(16)}` };
+    case "capambient": return { syscall: "prctl PR_CAP_AMBIENT_CLEAR_ALL" };
+    case "nnp": return { syscall: "prctl PR_SET_NO_NEW_PRIVS" };
+    case "seccomp": return { syscall: "seccomp SECCOMP_SET_MODE_FILTER", detail: `${o.filter.length / 8} instructions` };
+    case "stdinNull": return { syscall: "open", path: "/dev/null" };
+    case "setsid": return { syscall: "setsid" };
+    case "tty": return { syscall: "open /dev/ptmx + TIOCGPTPEER", detail: `${o.cols}x${o.rows}` };
+    case "closefds": return { syscall: "close_range CLOSE_RANGE_CLOEXEC" };
+    case "init": return { syscall: "fork (init)" };
+    case "umount": return { syscall: "umount2", path: o.path };
+    case "readonly": return { syscall: "mount_setattr MOUNT_ATTR_RDONLY", path: o.path };
+    case "umask": return { syscall: "umask" };
+    case "exec": return { syscall: "execve", path: o.argv[0] };
+  }
+}
+
+interface Native {
+  gcr_spawn: (prog: Pointer, flags: number, sock: number, peer: number) => number;
+  gcr_recv: (sock: number, out: Pointer) => number;
+}
+let native: Native | undefined;
+
+/** TinyCC compiles from a real file. It lives in gcr's private state dir, never in /tmp,
+ * so no other user can swap the source between write and compile. */
+function compile(privateDir: string): Native {
+  if (native) return native;
+  const t0 = performance.now();
+  mkdirSync(privateDir, { recursive: true, mode: 0o700 });
+  const file = join(privateDir, `child-${process.pid}-${Date.now()}.c`);
+  writeFileSync(file, source, { mode: 0o600, flag: "wx" });
+  try {
+    const lib = cc({
+      source: file,
+      symbols: {
+        gcr_spawn: { args: ["ptr", "i32", "i32", "i32"], returns: "i32" },
+        gcr_recv: { args: ["i32", "ptr"], returns: "i32" },
+      },
+    });
+    native = lib.symbols as unknown as Native;
+  } finally {
+    unlinkSync(file);
+  }
+  debug("run", `compiled the native child helper with TinyCC in ${(performance.now() - t0).toFixed(1)} ms`);
+  return native;
+}
+
+/** Encodes ops into 8-long records. Strings and arrays are kept alive in `keep` until the
+ * clone is done: a pointer from ptr() is only valid while its buffer is reachable. */
+function encode(ops: Op[], keep: unknown[]): BigInt64Array {
+  const prog = new BigInt64Array((ops.length + 1) * 8);
+  const str = (s: string | null | undefined): bigint => {
+    if (s === null || s === undefined) return 0n;
+    if (s.includes("\0")) throw new Error(`NUL byte in ${JSON.stringify(s)}`);
+    const b = Buffer.from(s + "\0");
+    keep.push(b);
+    return BigInt(ptr(b));
+  };
+  const strArray = (a: string[]): bigint => {
+    const arr = new BigInt64Array(a.length + 1);
+    a.forEach((s, i) => (arr[i] = str(s)));
+    keep.push(arr);
+    return BigInt(ptr(arr));
+  };
+  ops.forEach((o, i) => {
+    const r = prog.subarray(i * 8, i * 8 + 8);
+    r[0] = BigInt(CODE[o.op]);
+    switch (o.op) {
+      case "mount": r[1] = str(o.src); r[2] = str(o.dst); r[3] = str(o.fstype); r[4] = BigInt(o.flags); r[5] = str(o.data); break;
+      case "mkdir": case "mkfile": r[1] = str(o.path); r[2] = BigInt(o.mode); break;
+      case "symlink": r[1] = str(o.target); r[2] = str(o.path); break;
+      case "pivot": r[1] = str(o.root); break;
+      case "chdir": r[1] = str(o.path); break;
+      case "hostname": { const b = Buffer.from(o.name); r[1] = str(o.name); r[2] = BigInt(b.length); break; }
+      case "unshare": r[1] = BigInt(o.flags); break;
+      case "setgroups": {
+        const g = new Uint32Array(Math.max(1, o.gids.length));
+        g.set(o.gids);
+        keep.push(g);
+        r[1] = BigInt(o.gids.length); r[2] = BigInt(ptr(g));
+        break;
+      }
+      case "setid": r[1] = BigInt(o.uid); r[2] = BigInt(o.gid); break;
+      case "bounding": r[1] = BigInt.asIntN(64, o.keep); break;
+      case "capset": r[1] = BigInt.asIntN(64, o.effective); r[2] = BigInt.asIntN(64, o.inheritable); break;
+      case "seccomp": {
+        // struct sock_fprog { unsigned short len; struct sock_filter *filter; }
+        const filter = new Uint8Array(o.filter);
+        const fprog = new BigInt64Array(2);
+        fprog[0] = BigInt(filter.length / 8);
+        fprog[1] = BigInt(ptr(filter));
+        keep.push(filter, fprog);
+        r[1] = BigInt(ptr(fprog));
+        break;
+      }
+      case "tty": r[1] = BigInt(o.rows); r[2] = BigInt(o.cols); r[3] = BigInt(o.uid); r[4] = BigInt(o.gid); break;
+      case "umount": r[1] = str(o.path); r[2] = BigInt(o.flags); break;
+      case "readonly": r[1] = str(o.path); r[2] = o.recursive ? 1n : 0n; break;
+      case "umask": r[1] = BigInt(o.mask); break;
+      case "exec": r[1] = strArray(o.candidates); r[2] = strArray(o.argv); r[3] = strArray(o.env); break;
+    }
+  });
+  keep.push(prog);
+  return prog;
+}
+
+/** The outcome of the child's setup, as the parent learns it. */
+export type SetupResult =
+  | { ok: true; ttyMaster?: number }
+  | { ok: false; op: number; errno: number; ttyMaster?: number };
+
+export class Child {
+  private constructor(
+    readonly pid: number,
+    private sock: number,
+  ) {}
+
+  /** Clone the container process. It waits, blocked, until release(). */
+  static spawn(ops: Op[], cloneFlags: number, privateDir: string): Child {
+    const lib = compile(privateDir);
+    const keep: unknown[] = [];
+    const prog = encode(ops, keep);
+    const [parentEnd, childEnd] = socketpair();
+    let pid: number;
+    try {
+      pid = lib.gcr_spawn(ptr(prog), cloneFlags, childEnd, parentEnd);
+    } finally {
+      close(childEnd);
+    }
+    keep.length = 0;
+    if (pid < 0) {
+      close(parentEnd);
+      throw new SyscallError("clone", -pid, undefined, namespaceNames(cloneFlags));
+    }
+    return new Child(pid, parentEnd);
+  }
+
+  /** Let the child run its setup, then wait for execve (EOF), a pty master, or a failure. */
+  release(): SetupResult {
+    const lib = native!;
+    writeAll(this.sock, new Uint8Array([0x47])); // "G"
+    const out = new Int32Array(4);
+    let ttyMaster: number | undefined;
+    try {
+      for (;;) {
+        const n = lib.gcr_recv(this.sock, ptr(out));
+        if (n < 0) throw new SyscallError("recvmsg", -n, "sync socket");
+        if (n === 0) return ttyMaster === undefined ? { ok: true } : { ok: true, ttyMaster };
+        const kind = String.fromCharCode(out[0]!);
+        if (kind === "T" && out[3]! >= 0) ttyMaster = out[3]!;
+        else if (kind === "E") return { ok: false, op: out[1]!, errno: out[2]!, ttyMaster };
+      }
+    } finally {
+      close(this.sock);
+    }
+  }
+
+  /** Abandon a child that was never released (setup of the parent side failed). */
+  abandon(): void {
+    close(this.sock); // the child reads EOF and exits 125
+  }
+}
+
+export function namespaceNames(flags: number): string {
+  return Object.entries(CLONE)
+    .filter(([, bit]) => flags & bit)
+    .map(([name]) => name.replace("NEW", "").toLowerCase())
+    .join(",");
+}

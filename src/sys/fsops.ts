@@ -1,0 +1,47 @@
+// The two file-system calls node:fs lacks, for layer extraction: mknod (device nodes, fifos)
+// and lsetxattr (security.capability & co). libc is opened lazily on first use, and only here.
+import { dlopen, FFIType, ptr, read } from "bun:ffi";
+import { SyscallError } from "../errors.ts";
+
+let lib: ReturnType<typeof open> | undefined;
+
+function open() {
+  return dlopen("libc.so.6", {
+    mknod: { args: [FFIType.cstring, FFIType.u32, FFIType.u64], returns: FFIType.i32 },
+    lsetxattr: { args: [FFIType.cstring, FFIType.cstring, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
+    __errno_location: { args: [], returns: FFIType.ptr },
+  }).symbols;
+}
+
+function libc() {
+  return (lib ??= open());
+}
+
+// Read errno at once, before any other native call can clobber it.
+function errno(): number {
+  return read.i32(libc().__errno_location()!, 0);
+}
+
+/** glibc's makedev(). */
+export function makedev(major: number, minor: number): bigint {
+  const ma = BigInt(major >>> 0);
+  const mi = BigInt(minor >>> 0);
+  return ((ma & 0xfffff000n) << 32n) | ((ma & 0xfffn) << 8n) | ((mi & 0xffffff00n) << 12n) | (mi & 0xffn);
+}
+
+export const S_IFIFO = 0o010000;
+export const S_IFCHR = 0o020000;
+export const S_IFBLK = 0o060000;
+
+/** mknod(2): `type` is S_IFIFO, S_IFCHR or S_IFBLK; `perm` the permission bits. */
+export function mknod(path: string, type: number, perm: number, major = 0, minor = 0): void {
+  const rc = libc().mknod(path, (type | (perm & 0o7777)) >>> 0, makedev(major, minor));
+  if (rc !== 0) throw new SyscallError("mknod", errno(), path);
+}
+
+/** lsetxattr(2): never follows a symlink. */
+export function lsetxattr(path: string, name: string, value: Uint8Array): void {
+  const buf = value.byteLength ? value : new Uint8Array(1);
+  const rc = libc().lsetxattr(path, name, ptr(buf), value.byteLength, 0);
+  if (rc !== 0) throw new SyscallError("lsetxattr", errno(), path, name);
+}
