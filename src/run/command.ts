@@ -9,10 +9,11 @@ import { isRoot, stateDir } from "../paths.ts";
 import { Child, describeOp, namespaceNames, type Op } from "../sys/child.ts";
 import { kill, waitpidNoHang, type WaitStatus } from "../sys/libc.ts";
 import { createContainerDir, newContainerId, removeContainerDir, sweepStale, type ContainerDir } from "./container.ts";
-import { planIdMapping, writeIdMaps } from "./idmap.ts";
+import { planIdMapping, writeIdMaps, type IdMapping } from "./idmap.ts";
 import { resolveImage, resolveUser, type ResolvedImage } from "./image.ts";
 import { parseRunArgs, runHelp, type RunOptions } from "./options.ts";
-import { buildPlan, DEFAULT_PATH } from "./plan.ts";
+import { buildPlan, DEFAULT_PATH, type Plan } from "./plan.ts";
+import type { ContainerResource } from "./resources.ts";
 import { overlayData, prepareMountPoint } from "./rootfs.ts";
 import { capabilityMask, capNames, defaultSeccompFilter } from "./security.ts";
 import { startTerminal } from "./terminal.ts";
@@ -167,6 +168,16 @@ async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedIm
   });
   if (isDebug()) narratePlan(plan.ops, caps, opts);
 
+  // Host resources (cgroup, network): each module adds itself here, see resources.ts.
+  const resources: ContainerResource[] = [];
+  try {
+    return await startAndWait(plan, resources, opts, argv, idmap);
+  } finally {
+    for (const r of resources.reverse()) await r.release();
+  }
+}
+
+async function startAndWait(plan: Plan, resources: ContainerResource[], opts: RunOptions, argv: string[], idmap: IdMapping | undefined): Promise<number> {
   const child = Child.spawn(plan.ops, plan.cloneFlags, stateDir());
   debug("clone", `namespaces ${namespaceNames(plan.cloneFlags)}: container process is host pid ${child.pid}, pid 1 inside`);
   debug("fork", `as pid 1 (host pid ${child.pid}), waiting for the parent's go`);
@@ -178,9 +189,10 @@ async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedIm
   try {
     try {
       if (idmap) writeIdMaps(child.pid, idmap);
+      for (const r of resources) await r.attach(child.pid);
     } catch (e) {
       child.abandon();
-      throw new GcrError("set up the user namespace", { cause: e });
+      throw e instanceof GcrError ? e : new GcrError("set up the container", { cause: e });
     }
     const t0 = performance.now();
     const result = child.release();
@@ -192,6 +204,10 @@ async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedIm
     debug("exec", `${JSON.stringify(argv)} started ${(performance.now() - t0).toFixed(1)} ms after the go`);
     const status = await exit.promise;
     if (term) await term.finished();
+    for (const r of resources) {
+      const why = r.explainExit?.(status);
+      if (why) process.stderr.write(`gcr: ${why}\n`);
+    }
     return exitCode(status);
   } finally {
     relay.stop();

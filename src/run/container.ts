@@ -2,8 +2,9 @@
 // merged directories and the /etc files gcr provides. The directory is owned by one gcr
 // process, which holds an flock on its "lock" file for as long as it lives; any later gcr
 // command that can take the lock knows the owner is gone (even after SIGKILL) and sweeps it.
-import { closeSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readdirSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { removeTree } from "../fsutil.ts";
 import { debug } from "../log.ts";
 import { stateDir } from "../paths.ts";
 import { flock, LOCK_EX, LOCK_NB } from "../sys/libc.ts";
@@ -49,11 +50,22 @@ export function createContainerDir(id: string): ContainerDir {
 }
 
 export function removeContainerDir(c: ContainerDir): void {
-  rmSync(c.dir, { recursive: true, force: true });
+  // The lock goes last: if this removal fails half-way, a later sweep still finds the
+  // directory, takes the lock and finishes the job.
+  for (const name of readdirSync(c.dir)) if (name !== "lock") removeTree(join(c.dir, name));
+  removeTree(c.dir);
   try {
     closeSync(c.lockFd);
   } catch {
     // already closed
+  }
+}
+
+function ageMs(path: string): number {
+  try {
+    return Date.now() - statSync(path).mtimeMs;
+  } catch {
+    return 0;
   }
 }
 
@@ -71,13 +83,16 @@ export function sweepStale(): void {
     try {
       fd = openSync(join(dir, "lock"), "r");
     } catch {
-      continue; // being created right now, or not ours
+      // No lock: being created right now (a ".new-" dir, for microseconds), or a removal
+      // that died before the lock file was made. Only the latter is ever old.
+      if (ageMs(dir) > 60_000) removeTree(dir);
+      continue;
     }
     try {
       if (!flock(fd, LOCK_EX | LOCK_NB)) continue; // its gcr is alive
       debug("sweep", `removing leftovers of container ${id.slice(0, 12)} (its gcr process is gone)`);
       for (const s of sweepers) s(id);
-      rmSync(dir, { recursive: true, force: true });
+      removeTree(dir);
     } finally {
       closeSync(fd);
     }
