@@ -214,6 +214,10 @@ static int child_main(void *arg)
 	/* Die with gcr. The check below closes the race where gcr died before this prctl:
 	 * its end of the socket is then closed and read() returns 0. */
 	syscall(SYS_prctl, 1 /* PR_SET_PDEATHSIG */, SIGKILL, 0, 0, 0);
+	/* Until execve this process is an image of gcr: non-dumpable, so no process in the
+	 * container can open its /proc/PID/exe or memory (CVE-2019-5736 class). execve resets it
+	 * for the command; with --init, pid 1 stays non-dumpable for its whole life. */
+	syscall(SYS_prctl, 4 /* PR_SET_DUMPABLE */, 0, 0, 0, 0);
 	if (syscall(SYS_read, sock_fd, &go, 1) != 1 || go != 'G') syscall(SYS_exit_group, 125);
 
 	for (op = a->prog; op[0] != OP_END; op += 8) {
