@@ -121,7 +121,8 @@ async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedIm
   let tty: { rows: number; cols: number } | undefined;
   if (opts.tty) {
     const out = process.stdout;
-    tty = { rows: out.isTTY ? out.rows : 24, cols: out.isTTY ? out.columns : 80 };
+    // A terminal that reports 0x0 (e.g. under script(1) with no terminal) gets docker's 24x80.
+    tty = { rows: (out.isTTY && out.rows) || 24, cols: (out.isTTY && out.columns) || 80 };
   }
   let caps: bigint;
   try {
@@ -211,7 +212,6 @@ async function startAndWait(plan: Plan, resources: ContainerResource[], opts: Ru
     return exitCode(status);
   } finally {
     relay.stop();
-    exit.stop();
     term?.restore();
     // The container's pid 1 has exited or will be killed: its mount namespace, and with it
     // every mount made inside, goes away with it. Make sure it is gone before we remove files.
@@ -219,6 +219,8 @@ async function startAndWait(plan: Plan, resources: ContainerResource[], opts: Ru
       kill(child.pid, SIGNUM.SIGKILL!);
       await exit.promise;
     }
+    exit.stop();
+    child.exited();
   }
 }
 

@@ -9,9 +9,13 @@
  * capabilities) lives in TypeScript (src/run/plan.ts); this file only executes ops, in order,
  * and reports the first failure as {op index, errno} on the sync socket.
  *
- * Rules for the child side: only raw syscalls (no malloc, no stdio: another thread of the
- * parent may have held their locks at clone time), every string comes from the parent's
- * memory image (fork-style clone copies it), and every failure is reported, never ignored.
+ * The child shares gcr's memory (CLONE_VM, no CLONE_VFORK): a fork-style clone of a Bun
+ * process copies gigabytes of page tables and costs ~15 ms; sharing costs nothing. Hence the
+ * rules for the child side: it reads the program from gcr's memory (which gcr keeps alive until
+ * the child has exec'd or died) and writes nothing there but its own stack; it uses only raw
+ * syscalls through sc() below, which return -errno and never touch glibc's errno (that lives
+ * in the TLS of gcr's main thread) or any lock (no malloc, no stdio); and every failure is
+ * reported, never ignored.
  *
  * Parent <-> child protocol over a SOCK_SEQPACKET socketpair (see src/run/sync.ts):
  *   parent                          child
@@ -23,11 +27,31 @@
  *                    <------------- EOF when execve succeeded (the socket is CLOEXEC)
  */
 
-extern long syscall(long number, ...);
 extern int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...);
-extern void *malloc(unsigned long size);
-extern void free(void *p);
 extern int *__errno_location(void);
+
+/* sc(nr, a1..a6): the raw x86_64 syscall instruction; returns the result or -errno. */
+__asm__(
+	".text\n"
+	".globl gcr_sc\n"
+	".type gcr_sc, @function\n"
+	"gcr_sc:\n"
+	"	movq %rdi, %rax\n"
+	"	movq %rsi, %rdi\n"
+	"	movq %rdx, %rsi\n"
+	"	movq %rcx, %rdx\n"
+	"	movq %r8, %r10\n"
+	"	movq %r9, %r8\n"
+	"	movq 8(%rsp), %r9\n"
+	"	syscall\n"
+	"	ret\n");
+long gcr_sc(long n, long a, long b, long c, long d, long e, long f);
+#define sc0(n) gcr_sc(n, 0, 0, 0, 0, 0, 0)
+#define sc1(n, a) gcr_sc(n, (long)(a), 0, 0, 0, 0, 0)
+#define sc2(n, a, b) gcr_sc(n, (long)(a), (long)(b), 0, 0, 0, 0)
+#define sc3(n, a, b, c) gcr_sc(n, (long)(a), (long)(b), (long)(c), 0, 0, 0)
+#define sc4(n, a, b, c, d) gcr_sc(n, (long)(a), (long)(b), (long)(c), (long)(d), 0, 0)
+#define sc5(n, a, b, c, d, e) gcr_sc(n, (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), 0)
 
 #define SYS_read 0
 #define SYS_write 1
@@ -100,29 +124,25 @@ extern int *__errno_location(void);
 
 struct child_args {
 	long *prog;   /* ops, 8 longs each */
-	int sock;     /* child's end of the sync socket */
-	int peer;     /* parent's end: closed in the child */
+	long sock;    /* child's end of the sync socket */
+	long peer;    /* parent's end: closed in the child */
 };
 
-static int sock_fd = -1;
-
-static int err(void) { return *__errno_location(); }
-
-static long slen(const char *s) { long n = 0; while (s[n]) n++; return n; }
+static long sock_fd = -1;
 
 /* Report {'E', op, errno} to the parent and leave. */
-static void fail(long op, int e)
+static void fail(long op, long e)
 {
 	int msg[3];
 	msg[0] = 'E';
 	msg[1] = (int)op;
-	msg[2] = e;
-	syscall(SYS_write, sock_fd, msg, sizeof msg);
-	syscall(SYS_exit_group, 125);
+	msg[2] = (int)e;
+	sc3(SYS_write, sock_fd, msg, sizeof msg);
+	for (;;) sc1(SYS_exit_group, 125);
 }
 
 /* Send {'T', 0, 0} with the pty master attached (SCM_RIGHTS). x86_64 struct layouts. */
-static int send_fd(int sock, int fd)
+static long send_fd(long sock, long fd)
 {
 	int payload[3];
 	long iov[2];
@@ -134,65 +154,93 @@ static int send_fd(int sock, int fd)
 	cbuf[0] = 16 + 4;        /* CMSG_LEN(sizeof(int)) */
 	ci[2] = 1;               /* SOL_SOCKET */
 	ci[3] = 1;               /* SCM_RIGHTS */
-	ci[4] = fd;
+	ci[4] = (int)fd;
 	msg[0] = 0; msg[1] = 0;  /* name, namelen */
 	msg[2] = (long)iov; msg[3] = 1;
 	msg[4] = (long)cbuf; msg[5] = 24; /* CMSG_SPACE(sizeof(int)) */
 	msg[6] = 0;
-	return (int)syscall(SYS_sendmsg, sock, msg, 0);
+	return sc3(SYS_sendmsg, sock, msg, 0);
 }
 
 /* ifreq for SIOCGIFFLAGS / SIOCSIFFLAGS: 16-byte name, then short flags (padded to 40). */
-static int loopback_up(void)
+static long loopback_up(void)
 {
 	char ifr[40];
-	int i, s;
+	long i, s, r;
 	for (i = 0; i < 40; i++) ifr[i] = 0;
 	ifr[0] = 'l'; ifr[1] = 'o';
-	s = (int)syscall(SYS_socket, 2 /* AF_INET */, 2 | 0x80000 /* SOCK_DGRAM|CLOEXEC */, 0);
-	if (s < 0) return -1;
-	if (syscall(SYS_ioctl, s, 0x8913 /* SIOCGIFFLAGS */, ifr) < 0) return -1;
+	s = sc3(SYS_socket, 2 /* AF_INET */, 2 | 0x80000 /* SOCK_DGRAM|CLOEXEC */, 0);
+	if (s < 0) return s;
+	r = sc3(SYS_ioctl, s, 0x8913 /* SIOCGIFFLAGS */, ifr);
+	if (r < 0) return r;
 	*(short *)(ifr + 16) |= 1; /* IFF_UP */
-	if (syscall(SYS_ioctl, s, 0x8914 /* SIOCSIFFLAGS */, ifr) < 0) return -1;
-	syscall(SYS_close, s);
-	return 0;
+	r = sc3(SYS_ioctl, s, 0x8914 /* SIOCSIFFLAGS */, ifr);
+	sc1(SYS_close, s);
+	return r;
 }
 
 /* pid 1 with --init: forward every signal to the child, reap every zombie, and exit with
  * the child's status (128+N if a signal killed it, as tini does). All signals stay blocked
  * and are taken synchronously with rt_sigtimedwait, so no handler ever runs. */
-static void run_init(int child)
+static void run_init(long child)
 {
 	long set = ~0L;
-	int status = 0, pid, sig, code = -1;
+	int status = 0;
+	long pid, sig, code = -1;
 	char info[128];
 	for (;;) {
-		sig = (int)syscall(SYS_rt_sigtimedwait, &set, info, 0, 8);
+		sig = sc4(SYS_rt_sigtimedwait, &set, info, 0, 8);
 		if (sig < 0) continue;
-		if (sig != SIGCHLD) { syscall(SYS_kill, child, sig); continue; }
+		if (sig != SIGCHLD) { sc2(SYS_kill, child, sig); continue; }
 		for (;;) {
-			pid = (int)syscall(SYS_wait4, -1, &status, 1 /* WNOHANG */, 0);
+			pid = sc4(SYS_wait4, -1, &status, 1 /* WNOHANG */, 0);
 			if (pid <= 0) break;
 			if (pid == child) {
 				if ((status & 0x7f) == 0) code = (status >> 8) & 0xff;
 				else code = 128 + (status & 0x7f);
 			}
 		}
-		if (code >= 0) syscall(SYS_exit_group, code);
+		if (code >= 0) sc1(SYS_exit_group, code);
 	}
 }
 
-static int exec_candidates(long *paths, long argv, long envp)
+/* As execvp: try each candidate path; keep looking past a missing file, remember a more
+ * telling error (EACCES) for the report. Returns the errno to report. */
+static long exec_candidates(long *paths, long argv, long envp)
 {
-	int i, e, best = 2; /* ENOENT */
+	long i, e, best = 2; /* ENOENT */
 	for (i = 0; paths[i]; i++) {
-		syscall(SYS_execve, paths[i], argv, envp);
-		e = err();
-		/* As execvp: keep looking past a missing file; remember a more telling error. */
+		e = -sc3(SYS_execve, paths[i], argv, envp);
 		if (e != 2 && e != 20 /* ENOTDIR */) best = e;
 		if (e != 2 && e != 20 && e != 13 /* EACCES */) break;
 	}
 	return best;
+}
+
+static long run_tty(long *op)
+{
+	int unlock = 0;
+	unsigned short ws[4];
+	long m, s, r;
+	m = sc2(SYS_open, "/dev/ptmx", 02 | 0400 | 02000000 /* O_RDWR|O_NOCTTY|O_CLOEXEC */);
+	if (m < 0) return m;
+	r = sc3(SYS_ioctl, m, 0x40045431 /* TIOCSPTLCK */, &unlock);
+	if (r < 0) return r;
+	s = sc3(SYS_ioctl, m, 0x5441 /* TIOCGPTPEER */, 02 | 0400);
+	if (s < 0) return s;
+	ws[0] = (unsigned short)op[1]; ws[1] = (unsigned short)op[2]; ws[2] = 0; ws[3] = 0;
+	sc3(SYS_ioctl, s, 0x5414 /* TIOCSWINSZ */, ws);
+	r = sc3(SYS_fchown, s, op[3], op[4]);
+	if (r < 0 && r != -22) return r; /* EINVAL: the owner is not mapped; keep root's */
+	r = sc0(SYS_setsid);
+	if (r < 0) return r;
+	r = sc3(SYS_ioctl, s, 0x540E /* TIOCSCTTY */, 0);
+	if (r < 0) return r;
+	sc2(SYS_dup2, s, 0); sc2(SYS_dup2, s, 1); sc2(SYS_dup2, s, 2);
+	if (s > 2) sc1(SYS_close, s);
+	r = send_fd(sock_fd, m);
+	if (r < 0) return r;
+	return sc1(SYS_close, m);
 }
 
 static int child_main(void *arg)
@@ -202,74 +250,73 @@ static int child_main(void *arg)
 	long empty[2] = { 0, 0 };
 	long act[4] = { 0, 0, 0, 0 }; /* SIG_DFL, no flags */
 	char go = 0;
-	int i, e;
-	long r;
+	long i, r, idx;
 
 	sock_fd = a->sock;
 	/* Bun ignores SIGPIPE and SIGXFSZ; the container must start with default dispositions.
 	 * The mask stays fully blocked (set by the parent around clone) until just before
 	 * execve, so a signal sent during setup is delivered to the command, not lost. */
-	for (i = 1; i < 65; i++) syscall(SYS_rt_sigaction, i, act, 0, 8);
-	syscall(SYS_close, a->peer);
+	for (i = 1; i < 65; i++) sc4(SYS_rt_sigaction, i, act, 0, 8);
+	sc1(SYS_close, a->peer);
 	/* Die with gcr. The check below closes the race where gcr died before this prctl:
 	 * its end of the socket is then closed and read() returns 0. */
-	syscall(SYS_prctl, 1 /* PR_SET_PDEATHSIG */, SIGKILL, 0, 0, 0);
+	sc5(SYS_prctl, 1 /* PR_SET_PDEATHSIG */, SIGKILL, 0, 0, 0);
 	/* Until execve this process is an image of gcr: non-dumpable, so no process in the
 	 * container can open its /proc/PID/exe or memory (CVE-2019-5736 class). execve resets it
 	 * for the command; with --init, pid 1 stays non-dumpable for its whole life. */
-	syscall(SYS_prctl, 4 /* PR_SET_DUMPABLE */, 0, 0, 0, 0);
-	if (syscall(SYS_read, sock_fd, &go, 1) != 1 || go != 'G') syscall(SYS_exit_group, 125);
+	sc5(SYS_prctl, 4 /* PR_SET_DUMPABLE */, 0, 0, 0, 0);
+	if (sc3(SYS_read, sock_fd, &go, 1) != 1 || go != 'G') sc1(SYS_exit_group, 125);
 
 	for (op = a->prog; op[0] != OP_END; op += 8) {
-		long idx = (op - a->prog) / 8;
+		idx = (op - a->prog) / 8;
 		r = 0;
 		switch (op[0]) {
 		case OP_MOUNT:
-			r = syscall(SYS_mount, op[1], op[2], op[3], op[4], op[5]);
+			r = sc5(SYS_mount, op[1], op[2], op[3], op[4], op[5]);
 			break;
 		case OP_MKDIR:
-			r = syscall(SYS_mkdir, op[1], op[2]);
-			if (r < 0 && err() == 17 /* EEXIST */) r = 0;
+			r = sc2(SYS_mkdir, op[1], op[2]);
+			if (r == -17 /* EEXIST */) r = 0;
 			break;
 		case OP_MKFILE:
-			r = syscall(SYS_open, op[1], 0100 | 01 | 02000000 /* O_CREAT|O_WRONLY|O_CLOEXEC */, op[2]);
-			if (r >= 0) r = syscall(SYS_close, r);
+			r = sc3(SYS_open, op[1], 0100 | 01 | 02000000 /* O_CREAT|O_WRONLY|O_CLOEXEC */, op[2]);
+			if (r >= 0) r = sc1(SYS_close, r);
 			break;
 		case OP_SYMLINK:
-			r = syscall(SYS_symlink, op[1], op[2]);
+			r = sc2(SYS_symlink, op[1], op[2]);
 			break;
 		case OP_PIVOT:
 			/* crun's trick: pivot_root(".", ".") stacks the old root on the new one; unmounting
 			 * "." with MNT_DETACH then drops the old root without needing a put_old directory. */
-			r = syscall(SYS_chdir, op[1]);
-			if (r == 0) r = syscall(SYS_pivot_root, ".", ".");
-			if (r == 0) r = syscall(SYS_umount2, ".", 2 /* MNT_DETACH */);
-			if (r == 0) r = syscall(SYS_chdir, "/");
+			r = sc1(SYS_chdir, op[1]);
+			if (r == 0) r = sc2(SYS_pivot_root, ".", ".");
+			if (r == 0) r = sc2(SYS_umount2, ".", 2 /* MNT_DETACH */);
+			if (r == 0) r = sc1(SYS_chdir, "/");
 			break;
 		case OP_CHDIR:
-			r = syscall(SYS_chdir, op[1]);
+			r = sc1(SYS_chdir, op[1]);
 			break;
 		case OP_HOSTNAME:
-			r = syscall(SYS_sethostname, op[1], op[2]);
+			r = sc2(SYS_sethostname, op[1], op[2]);
 			break;
 		case OP_LOOPBACK:
 			r = loopback_up();
 			break;
 		case OP_UNSHARE:
-			r = syscall(SYS_unshare, op[1]);
+			r = sc1(SYS_unshare, op[1]);
 			break;
 		case OP_SETGROUPS:
-			r = syscall(SYS_setgroups, op[1], op[2]);
+			r = sc2(SYS_setgroups, op[1], op[2]);
 			break;
 		case OP_SETID:
-			r = syscall(SYS_setresgid, op[2], op[2], op[2]);
-			if (r == 0) r = syscall(SYS_setresuid, op[1], op[1], op[1]);
+			r = sc3(SYS_setresgid, op[2], op[2], op[2]);
+			if (r == 0) r = sc3(SYS_setresuid, op[1], op[1], op[1]);
 			break;
 		case OP_BOUNDING:
 			for (i = 0; i < 64 && r == 0; i++) {
 				if (op[1] & (1L << i)) continue;
-				r = syscall(SYS_prctl, 24 /* PR_CAPBSET_DROP */, i, 0, 0, 0);
-				if (r < 0 && err() == 22 /* EINVAL: no such capability on this kernel */) { r = 0; break; }
+				r = sc5(SYS_prctl, 24 /* PR_CAPBSET_DROP */, i, 0, 0, 0);
+				if (r == -22) { r = 0; break; } /* EINVAL: no such capability on this kernel */
 			}
 			break;
 		case OP_CAPSET: {
@@ -279,108 +326,87 @@ static int child_main(void *arg)
 			hdr[1] = 0;
 			data[0] = (int)op[1]; data[1] = (int)op[1]; data[2] = (int)op[2];
 			data[3] = (int)(op[1] >> 32); data[4] = (int)(op[1] >> 32); data[5] = (int)(op[2] >> 32);
-			r = syscall(SYS_capset, hdr, data);
+			r = sc2(SYS_capset, hdr, data);
 			break;
 		}
 		case OP_CAPAMBIENT:
-			r = syscall(SYS_prctl, 47 /* PR_CAP_AMBIENT */, 4 /* CLEAR_ALL */, 0, 0, 0);
+			r = sc5(SYS_prctl, 47 /* PR_CAP_AMBIENT */, 4 /* CLEAR_ALL */, 0, 0, 0);
 			break;
 		case OP_NNP:
-			r = syscall(SYS_prctl, 38 /* PR_SET_NO_NEW_PRIVS */, 1, 0, 0, 0);
+			r = sc5(SYS_prctl, 38 /* PR_SET_NO_NEW_PRIVS */, 1, 0, 0, 0);
 			break;
 		case OP_SECCOMP:
-			r = syscall(SYS_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, 0, op[1]);
+			r = sc3(SYS_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, 0, op[1]);
 			break;
 		case OP_STDIN_NULL:
-			r = syscall(SYS_open, "/dev/null", 0 /* O_RDONLY */);
-			if (r >= 0 && r != 0) { syscall(SYS_dup2, r, 0); syscall(SYS_close, r); r = 0; }
-			else if (r == 0) r = 0;
-			break;
-		case OP_SETSID:
-			r = syscall(SYS_setsid);
+			r = sc2(SYS_open, "/dev/null", 0 /* O_RDONLY */);
+			if (r > 0) { sc2(SYS_dup2, r, 0); sc1(SYS_close, r); }
 			if (r > 0) r = 0;
 			break;
-		case OP_TTY: {
-			int unlock = 0, m, s;
-			unsigned short ws[4];
-			m = (int)syscall(SYS_open, "/dev/ptmx", 02 | 0400 | 02000000 /* O_RDWR|O_NOCTTY|O_CLOEXEC */);
-			if (m < 0) { r = -1; break; }
-			r = syscall(SYS_ioctl, m, 0x40045431 /* TIOCSPTLCK */, &unlock);
-			if (r < 0) break;
-			s = (int)syscall(SYS_ioctl, m, 0x5441 /* TIOCGPTPEER */, 02 | 0400);
-			if (s < 0) { r = -1; break; }
-			ws[0] = (unsigned short)op[1]; ws[1] = (unsigned short)op[2]; ws[2] = 0; ws[3] = 0;
-			syscall(SYS_ioctl, s, 0x5414 /* TIOCSWINSZ */, ws);
-			if (syscall(SYS_fchown, s, op[3], op[4]) < 0 && err() != 22) { r = -1; break; }
-			r = syscall(SYS_setsid);
-			if (r < 0) break;
-			r = syscall(SYS_ioctl, s, 0x540E /* TIOCSCTTY */, 0);
-			if (r < 0) break;
-			syscall(SYS_dup2, s, 0); syscall(SYS_dup2, s, 1); syscall(SYS_dup2, s, 2);
-			if (s > 2) syscall(SYS_close, s);
-			r = send_fd(sock_fd, m);
-			if (r >= 0) r = syscall(SYS_close, m);
+		case OP_SETSID:
+			r = sc0(SYS_setsid);
+			if (r > 0) r = 0;
 			break;
-		}
+		case OP_TTY:
+			r = run_tty(op);
+			break;
 		case OP_CLOSEFDS:
-			r = syscall(SYS_close_range, 3, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
+			r = sc3(SYS_close_range, 3, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
 			break;
 		case OP_UMOUNT:
-			r = syscall(SYS_umount2, op[1], op[2]);
+			r = sc2(SYS_umount2, op[1], op[2]);
 			break;
 		case OP_READONLY: {
 			long attr[4];
 			attr[0] = 1; /* MOUNT_ATTR_RDONLY */
 			attr[1] = 0; attr[2] = 0; attr[3] = 0;
-			r = syscall(SYS_mount_setattr, -100 /* AT_FDCWD */, op[1], op[2] ? 0x8000 /* AT_RECURSIVE */ : 0, attr, 32);
+			r = sc5(SYS_mount_setattr, -100 /* AT_FDCWD */, op[1], op[2] ? 0x8000 /* AT_RECURSIVE */ : 0, attr, 32);
 			break;
 		}
 		case OP_UMASK:
-			syscall(SYS_umask, op[1]);
+			sc1(SYS_umask, op[1]);
 			break;
 		case OP_INIT: {
-			int child = (int)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
-			if (child < 0) { r = -1; break; }
+			/* A real fork (own memory): from here on neither process shares gcr's memory. */
+			long child = sc5(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+			if (child < 0) { r = child; break; }
 			if (child > 0) {
 				/* pid 1: only the command reports on the socket from here on. */
-				syscall(SYS_close, sock_fd);
+				sc1(SYS_close, sock_fd);
 				run_init(child);
 			}
 			/* The command's process: its own signal mask is reset just before execve. */
 			break;
 		}
 		case OP_EXEC:
-			syscall(SYS_rt_sigprocmask, 2 /* SIG_SETMASK */, empty, 0, 8);
-			e = exec_candidates((long *)op[1], op[2], op[3]);
-			fail(idx, e);
+			sc4(SYS_rt_sigprocmask, 2 /* SIG_SETMASK */, empty, 0, 8);
+			fail(idx, exec_candidates((long *)op[1], op[2], op[3]));
 			break;
 		default:
 			fail(idx, 22);
 		}
-		if (r < 0) fail(idx, err());
+		if (r < 0) fail(idx, -r);
 	}
 	fail(-1, 22); /* a program must end with OP_EXEC */
 	return 125;
 }
 
-/* Parent side. Returns the child's pid, or -errno. `flags` are the CLONE_NEW* namespaces. */
-int gcr_spawn(long *prog, int flags, int sock, int peer)
+/* Parent side. `mem` is gcr-owned memory for the child's arguments and stack, kept alive by
+ * gcr until the child has exec'd or died. Returns the child's pid, or -errno. */
+int gcr_spawn(long *prog, int flags, int sock, int peer, char *mem, long memsize)
 {
 	long all[2] = { -1L, -1L };
 	long old[2] = { 0, 0 };
-	struct child_args a;
-	char *stack;
+	struct child_args *a = (struct child_args *)mem;
+	char *top = (char *)(((long)(mem + memsize)) & ~15L);
 	int pid, e = 0;
-	a.prog = prog; a.sock = sock; a.peer = peer;
-	stack = malloc(256 * 1024);
-	if (!stack) return -12;
+	a->prog = prog; a->sock = sock; a->peer = peer;
 	/* Block every signal across clone so the child cannot run a Bun signal handler before it
 	 * resets the dispositions. The child inherits the blocked mask; the parent restores it. */
-	syscall(SYS_rt_sigprocmask, 2, all, old, 8);
-	pid = clone(child_main, stack + 256 * 1024, flags | SIGCHLD, &a);
-	if (pid < 0) e = err();
-	syscall(SYS_rt_sigprocmask, 2, old, 0, 8);
-	free(stack);
+	sc4(SYS_rt_sigprocmask, 2, all, old, 8);
+	pid = clone(child_main, top, flags | 0x00000100 /* CLONE_VM */ | SIGCHLD, a);
+	if (pid < 0) e = *__errno_location();
+	sc4(SYS_rt_sigprocmask, 2, old, 0, 8);
 	return pid < 0 ? -e : pid;
 }
 
@@ -400,9 +426,9 @@ int gcr_recv(int sock, int *out)
 	msg[0] = 0; msg[1] = 0; msg[2] = (long)iov; msg[3] = 1;
 	msg[4] = (long)cbuf; msg[5] = sizeof cbuf; msg[6] = 0;
 	do {
-		n = syscall(SYS_recvmsg, sock, msg, 0x40000000 /* MSG_CMSG_CLOEXEC */);
-	} while (n < 0 && err() == 4 /* EINTR */);
-	if (n < 0) return -err();
+		n = sc3(SYS_recvmsg, sock, msg, 0x40000000 /* MSG_CMSG_CLOEXEC */);
+	} while (n == -4 /* EINTR */);
+	if (n < 0) return (int)n;
 	if (msg[5] >= 20 && ci[2] == 1 && ci[3] == 1) out[3] = ci[4];
 	return (int)n;
 }

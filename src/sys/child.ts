@@ -97,7 +97,7 @@ export function describeOp(o: Op): { syscall: string; path?: string; detail?: st
 }
 
 interface Native {
-  gcr_spawn: (prog: Pointer, flags: number, sock: number, peer: number) => number;
+  gcr_spawn: (prog: Pointer, flags: number, sock: number, peer: number, mem: Pointer, memsize: number) => number;
   gcr_recv: (sock: number, out: Pointer) => number;
 }
 let native: Native | undefined;
@@ -114,7 +114,7 @@ function compile(privateDir: string): Native {
     const lib = cc({
       source: file,
       symbols: {
-        gcr_spawn: { args: ["ptr", "i32", "i32", "i32"], returns: "i32" },
+        gcr_spawn: { args: ["ptr", "i32", "i32", "i32", "ptr", "i64"], returns: "i32" },
         gcr_recv: { args: ["i32", "ptr"], returns: "i32" },
       },
     });
@@ -190,10 +190,16 @@ export type SetupResult =
   | { ok: true; ttyMaster?: number }
   | { ok: false; op: number; errno: number; ttyMaster?: number };
 
+/** The child's stack and arguments (child.c: gcr_spawn). */
+const CHILD_MEM = 256 * 1024;
+
 export class Child {
   private constructor(
     readonly pid: number,
     private sock: number,
+    /** The child runs in gcr's memory (CLONE_VM): its program, strings and stack must stay
+     * alive until it has exec'd or died. Dropped by exited(). */
+    private memory: unknown[] | undefined,
   ) {}
 
   /** Clone the container process. It waits, blocked, until release(). */
@@ -201,19 +207,25 @@ export class Child {
     const lib = compile(privateDir);
     const keep: unknown[] = [];
     const prog = encode(ops, keep);
+    const mem = new Uint8Array(CHILD_MEM);
+    keep.push(mem);
     const [parentEnd, childEnd] = socketpair();
     let pid: number;
     try {
-      pid = lib.gcr_spawn(ptr(prog), cloneFlags, childEnd, parentEnd);
+      pid = lib.gcr_spawn(ptr(prog), cloneFlags, childEnd, parentEnd, ptr(mem), CHILD_MEM);
     } finally {
       close(childEnd);
     }
-    keep.length = 0;
     if (pid < 0) {
       close(parentEnd);
       throw new SyscallError("clone", -pid, undefined, namespaceNames(cloneFlags));
     }
-    return new Child(pid, parentEnd);
+    return new Child(pid, parentEnd, keep);
+  }
+
+  /** The child has been reaped: its memory may go. */
+  exited(): void {
+    this.memory = undefined;
   }
 
   /** Let the child run its setup, then wait for execve (EOF), a pty master, or a failure. */
