@@ -1,9 +1,9 @@
 // Compile child.c with bun:ffi's TinyCC, encode a setup program for it, clone the container
 // process, and speak the sync protocol (drawn at the top of child.c) from the parent side.
-import { cc, ptr, type Pointer } from "bun:ffi";
-import { mkdirSync, unlinkSync, writeFileSync } from "node:fs";
+import { cc, dlopen, ptr, type Pointer } from "bun:ffi";
+import { existsSync, lstatSync, mkdirSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { SyscallError } from "../errors.ts";
+import { GcrError, SyscallError } from "../errors.ts";
 import { debug } from "../log.ts";
 import source from "./child.c" with { type: "text" };
 import { close, socketpair, writeAll } from "./libc.ts";
@@ -102,28 +102,57 @@ interface Native {
 }
 let native: Native | undefined;
 
-/** TinyCC compiles from a real file. It lives in gcr's private state dir, never in /tmp,
- * so no other user can swap the source between write and compile. */
+const NATIVE_SYMBOLS = {
+  gcr_spawn: { args: ["ptr", "i32", "i32", "i32", "ptr", "i64"], returns: "i32" },
+  gcr_recv: { args: ["i32", "ptr"], returns: "i32" },
+} as const;
+
+/** Set by scripts/build.ts: child.c compiled by gcc, as JSON {id, b64}. */
+declare const GCR_NATIVE_CHILD: string | undefined;
+
+/**
+ * The native child, loaded once per process. A released build carries it precompiled
+ * (scripts/build.ts): it is written once to gcr's private state dir and dlopen'ed. Otherwise
+ * (`bun run src/main.ts`, tests of the sources) TinyCC compiles child.c from a file there.
+ * Either way the file lives in a directory only this user can write, never in /tmp, so no
+ * other user can swap it between write and load.
+ */
 function compile(privateDir: string): Native {
   if (native) return native;
   const t0 = performance.now();
-  mkdirSync(privateDir, { recursive: true, mode: 0o700 });
-  const file = join(privateDir, `child-${process.pid}-${Date.now()}.c`);
+  const dir = join(privateDir, "native");
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  assertPrivate(privateDir);
+  assertPrivate(dir);
+  const embedded = typeof GCR_NATIVE_CHILD === "string" ? (JSON.parse(GCR_NATIVE_CHILD) as { id: string; b64: string }) : undefined;
+  if (embedded) {
+    const file = join(dir, `child-${embedded.id}.so`);
+    if (!existsSync(file)) {
+      const tmp = `${file}.${process.pid}.tmp`;
+      writeFileSync(tmp, Buffer.from(embedded.b64, "base64"), { mode: 0o600, flag: "w" });
+      renameSync(tmp, file);
+    }
+    native = dlopen(file, NATIVE_SYMBOLS).symbols as unknown as Native;
+    debug("run", `loaded the native child helper (${file}) in ${(performance.now() - t0).toFixed(1)} ms`);
+    return native;
+  }
+  const file = join(dir, `child-${process.pid}-${Date.now()}.c`);
   writeFileSync(file, source, { mode: 0o600, flag: "wx" });
   try {
-    const lib = cc({
-      source: file,
-      symbols: {
-        gcr_spawn: { args: ["ptr", "i32", "i32", "i32", "ptr", "i64"], returns: "i32" },
-        gcr_recv: { args: ["i32", "ptr"], returns: "i32" },
-      },
-    });
-    native = lib.symbols as unknown as Native;
+    native = cc({ source: file, symbols: NATIVE_SYMBOLS }).symbols as unknown as Native;
   } finally {
     unlinkSync(file);
   }
   debug("run", `compiled the native child helper with TinyCC in ${(performance.now() - t0).toFixed(1)} ms`);
   return native;
+}
+
+/** gcr loads code from this directory: it must be ours and closed to everyone else. */
+function assertPrivate(dir: string): void {
+  const st = lstatSync(dir);
+  const uid = process.geteuid?.() ?? 0;
+  if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o022) !== 0)
+    throw new GcrError(`${dir} must be a directory owned by uid ${uid} and writable only by it; refusing to load code from it`);
 }
 
 /** Encodes ops into 8-long records. Strings and arrays are kept alive in `keep` until the
