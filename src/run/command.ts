@@ -13,6 +13,7 @@ import { planIdMapping, writeIdMaps, type IdMapping } from "./idmap.ts";
 import { resolveImage, resolveUser, type ResolvedImage } from "./image.ts";
 import { parseRunArgs, runHelp, type RunOptions } from "./options.ts";
 import { buildPlan, DEFAULT_PATH, type Plan } from "./plan.ts";
+import { prepareCgroup } from "./cgroups/resource.ts";
 import type { ContainerResource } from "./resources.ts";
 import { overlayData, prepareMountPoint } from "./rootfs.ts";
 import { capabilityMask, capNames, defaultSeccompFilter } from "./security.ts";
@@ -79,6 +80,8 @@ function containerEnv(opts: RunOptions, image: ResolvedImage, hostname: string, 
 
 async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedImage, argv: string[]): Promise<number> {
   const rootless = !isRoot();
+  // Resource limits are validated and placed first, so bad flags fail before anything starts.
+  const cgroup = prepareCgroup(c.id, opts.cgroup, rootless);
   const idmap = planIdMapping(rootless, opts.userns);
   const hostname = opts.hostname ?? c.id.slice(0, 12);
   const user = resolveUser(image.rootfs, opts.user);
@@ -146,6 +149,7 @@ async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedIm
     readOnly: opts.readOnly,
     newNetwork: net !== "host",
     cgroupNamespace: true,
+    cgroupMounts: cgroup.mounts,
     workdir,
     uid: user.uid,
     gid: user.gid,
@@ -171,6 +175,7 @@ async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedIm
 
   // Host resources (cgroup, network): each module adds itself here, see resources.ts.
   const resources: ContainerResource[] = [];
+  if (cgroup.resource) resources.push(cgroup.resource);
   try {
     return await startAndWait(plan, resources, opts, argv, idmap);
   } finally {

@@ -26,6 +26,8 @@ export interface PlanInput {
   newNetwork: boolean;
   /** Enter a new cgroup namespace after the parent placed the process in its cgroup. */
   cgroupNamespace: boolean;
+  /** Cgroup filesystems to mount read-only under /sys/fs/cgroup (cgroups/resource.ts). */
+  cgroupMounts?: { fstype: "cgroup" | "cgroup2"; data: string; path: string }[];
   workdir: string;
   uid: number;
   gid: number;
@@ -122,6 +124,20 @@ export function buildPlan(p: PlanInput): Plan {
   // The cgroup namespace is made now, after the parent moved us into our cgroup, so that the
   // container sees its own cgroup as "/".
   if (p.cgroupNamespace) ops.push({ op: "unshare", flags: CLONE.NEWCGROUP });
+  // /sys/fs/cgroup as docker shows it: mounted inside the new cgroup namespace, so each
+  // hierarchy's root is the container's own cgroup, and read-only (XM04: nothing inside may
+  // change its limits or reach release_agent). v1 needs a tmpfs to hold one dir per hierarchy.
+  if (p.cgroupMounts?.length) {
+    const top = "/sys/fs/cgroup";
+    const nested = p.cgroupMounts.some((c) => c.path !== top);
+    if (nested) ops.push({ op: "mount", src: "tmpfs", dst: top, fstype: "tmpfs", flags: MS.NOSUID | MS.NODEV | MS.NOEXEC, data: "mode=755" });
+    for (const c of p.cgroupMounts) {
+      if (c.path !== top) ops.push({ op: "mkdir", path: c.path, mode: 0o755 });
+      ops.push({ op: "mount", src: c.fstype, dst: c.path, fstype: c.fstype, flags: MS.NOSUID | MS.NODEV | MS.NOEXEC, data: c.data || undefined });
+      ops.push({ op: "readonly", path: c.path, recursive: false });
+    }
+    if (nested) ops.push({ op: "readonly", path: top, recursive: false });
+  }
   ops.push({ op: "chdir", path: p.workdir });
   // 10. Standard streams. Always a new session: without a controlling terminal the command
   // cannot push keystrokes into the caller's terminal with TIOCSTI.
