@@ -111,7 +111,7 @@ function controllerMissing(layout: Layout, placements: Placement[], needed: Map<
     const bound = layout.byController.get(c);
     if (rootless && bound?.version === 1) return `${flag} needs the ${c} controller, which is bound to cgroup v1 here (${bound.mountpoint}) and cannot be used rootless`;
     const v2 = layout.hierarchies.find((h) => h.version === 2);
-    return `${flag} needs the ${c} controller, which this machine does not offer${v2 ? ` (cgroup v2 at ${v2.mountpoint} offers: ${v2.controllers.join(" ") || "none"})` : ""}`;
+    return `${flag} needs the ${c} controller, which this machine does not offer${v2 ? ` (the cgroup v2 root ${v2.mountpoint} enables ${v2.controllers.filter((x) => x !== "cpuacct").join(" ") || "none of cpu cpuset memory pids"})` : ""}`;
   }
   return undefined;
 }
