@@ -162,8 +162,9 @@ export class LayerApplier {
    * Resolve `parts` inside the root. Symlinks in every component but the last (and in the last
    * when `followLast`) are expanded in-root. With `create`, a missing or non-directory
    * intermediate component becomes a directory (umoci); without it, such a path yields null.
+   * With `dir`, the last component is a directory too (resolving an entry's parent).
    */
-  resolveInRoot(parts: string[], opts: { followLast: boolean; create: boolean; entry: string }): string[] | null {
+  resolveInRoot(parts: string[], opts: { followLast: boolean; create: boolean; entry: string; dir?: boolean }): string[] | null {
     let out: string[] = [];
     let queue = parts.slice();
     let links = 0;
@@ -184,7 +185,7 @@ export class LayerApplier {
         queue = [...target.split("/"), ...queue];
         continue;
       }
-      if (!isLast && !st?.isDirectory()) {
+      if ((!isLast || opts.dir) && !st?.isDirectory()) {
         if (!opts.create) return null;
         // A missing parent is created; a file in the way becomes a directory.
         if (st) unlinkSync(p);
@@ -215,7 +216,7 @@ export class LayerApplier {
     const base = parts[parts.length - 1]!;
     if (base.startsWith(WHITEOUT) && e.type !== "directory") return this.whiteout(e, parts, base);
 
-    const parent = this.resolveInRoot(parts.slice(0, -1), { followLast: true, create: true, entry: e.name })!;
+    const parent = this.resolveInRoot(parts.slice(0, -1), { followLast: true, create: true, entry: e.name, dir: true })!;
     const rel = [...parent, base];
     const abs = this.abs(rel);
     const existing = lstatOrNull(abs);
@@ -327,7 +328,7 @@ export class LayerApplier {
   private whiteout(e: TarEntry, parts: string[], base: string): void {
     const parentParts = parts.slice(0, -1);
     if (base === OPAQUE) {
-      const dir = this.resolveInRoot(parentParts, { followLast: true, create: false, entry: e.name });
+      const dir = this.resolveInRoot(parentParts, { followLast: true, create: false, entry: e.name, dir: true });
       if (!dir) return;
       const st = lstatOrNull(this.abs(dir));
       if (!st?.isDirectory()) return;
@@ -339,7 +340,7 @@ export class LayerApplier {
     if (base.startsWith(WHITEOUT + WHITEOUT)) return; // other aufs metadata (.wh..wh.plnk, ...)
     const victim = base.slice(WHITEOUT.length);
     if (victim === "" || victim === "." || victim === "..") throw this.refuse(e.name, "invalid whiteout name");
-    const dir = this.resolveInRoot(parentParts, { followLast: true, create: false, entry: e.name });
+    const dir = this.resolveInRoot(parentParts, { followLast: true, create: false, entry: e.name, dir: true });
     if (!dir) return; // the parent does not exist (or is a dead link): nothing to hide
     const rel = [...dir, victim];
     if (this.written.has(rel.join("/"))) return; // whiteouts never hide this layer's own files

@@ -11,7 +11,7 @@ import { debug } from "../log.ts";
 import type { Compression, Descriptor } from "../oci.ts";
 import { Verifier } from "./digest.ts";
 import type { LayerApplier } from "./extract.ts";
-import { tarReader } from "./untar.ts";
+import { tarSink } from "./untar.ts";
 
 /** Detect compression from the first bytes; the media type is only a claim (E24). */
 export function sniffCompression(path: string): Compression {
@@ -59,41 +59,30 @@ export async function applyLayerBlob(blobPath: string, desc: Descriptor, diffId:
   let tarBytes = 0;
   const src = createReadStream(blobPath, { highWaterMark: 1 << 20 });
   const decompress = compression === "gzip" ? zlib.createGunzip() : compression === "zstd" ? zlib.createZstdDecompress() : new PassThrough();
-  const { sink, entries } = tarReader();
-  const feeding = pipeline(
-    src,
-    new Tap((c) => blobCheck.update(c)),
-    decompress,
-    new Tap((c) => {
-      tarBytes += c.byteLength;
-      if (tarBytes > maxBytes) {
-        throw new GcrError(`layer ${desc.digest}: uncompressed size exceeds the limit of ${maxBytes} bytes (decompression bomb?)`, {
-          hint: "raise the limit with --max-layer-size or GCR_MAX_LAYER_SIZE if the image is genuine",
-        });
-      }
-      tarCheck?.update(c);
-    }),
-    sink,
-  );
-  // The parser stops at the tar end marker; keep swallowing bytes so every one is hashed.
-  sink.on("finish", () => {});
-  let feedErr: unknown;
-  feeding.catch((e) => {
-    feedErr = e;
-  });
+  const sink = tarSink((e) => applier.apply(e));
   try {
-    for await (const entry of entries) {
-      if (feedErr) throw feedErr;
-      await applier.apply(entry);
-    }
-    await feeding;
-  } catch (err) {
-    src.destroy();
-    sink.destroy();
-    await feeding.catch(() => {});
-    const e = feedErr ?? err;
+    await pipeline(
+      src,
+      new Tap((c) => blobCheck.update(c)),
+      decompress,
+      new Tap((c) => {
+        tarBytes += c.byteLength;
+        if (tarBytes > maxBytes) {
+          throw new GcrError(`layer ${desc.digest}: uncompressed size exceeds the limit of ${maxBytes} bytes (decompression bomb?)`, {
+            hint: "raise the limit with --max-layer-size or GCR_MAX_LAYER_SIZE if the image is genuine",
+          });
+        }
+        tarCheck?.update(c);
+      }),
+      sink,
+    );
+  } catch (e) {
     if (e instanceof GcrError) throw e;
-    throw new GcrError(`layer ${desc.digest}: ${(e as Error).message ?? String(e)}`, { cause: (e as Error).cause });
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === "ENOSPC" || err.code === "EDQUOT") {
+      throw new GcrError(`disk full while extracting layer ${desc.digest}`, { cause: e, hint: "free some space in the store (gcr rmi, or GCR_ROOT elsewhere)" });
+    }
+    throw new GcrError(`layer ${desc.digest}`, { cause: e });
   }
   blobCheck.check();
   tarCheck?.check();

@@ -70,34 +70,43 @@ function toType(t: string | null | undefined): EntryType {
   }
 }
 
-/** A tar parser; write the (decompressed) tar into `sink`, iterate `entries`. */
-export function tarReader(): { sink: tar.Extract; entries: AsyncIterable<TarEntry> } {
+/**
+ * A tar parser as a writable sink: each entry is handed to `onEntry`, and the parser waits
+ * for it (backpressure all the way back to the file). An error from `onEntry` destroys the
+ * sink, which fails the pipeline feeding it.
+ */
+export function tarSink(onEntry: (e: TarEntry) => Promise<void>): tar.Extract {
   const ex = tar.extract();
-  async function* entries(): AsyncGenerator<TarEntry> {
-    for await (const e of ex) {
-      const h = e.header as Omit<tar.Header, "type"> & { type?: string; pax?: Record<string, string> | null };
-      const xattrs = new Map<string, Uint8Array>();
-      for (const [k, v] of Object.entries(h.pax ?? {}) as [string, string][]) {
-        if (k.startsWith(XATTR)) xattrs.set(k.slice(XATTR.length), Buffer.from(v, "latin1"));
-      }
-      yield {
-        name: h.name,
-        type: toType(h.type),
-        rawType: String(h.type),
-        mode: h.mode ?? 0o644,
-        uid: h.uid ?? 0,
-        gid: h.gid ?? 0,
-        size: h.size ?? 0,
-        mtime: h.mtime ?? new Date(0),
-        linkname: h.linkname ?? "",
-        devmajor: h.devmajor ?? 0,
-        devminor: h.devminor ?? 0,
-        xattrs,
-        body: e as AsyncIterable<Buffer>,
-      };
-      // Drain whatever the consumer did not read so the parser can move on.
-      e.resume();
+  ex.on("entry", (header, stream, next) => {
+    const h = header as Omit<tar.Header, "type"> & { type?: string; pax?: Record<string, string> | null };
+    const xattrs = new Map<string, Uint8Array>();
+    for (const [k, v] of Object.entries(h.pax ?? {}) as [string, string][]) {
+      if (k.startsWith(XATTR)) xattrs.set(k.slice(XATTR.length), Buffer.from(v, "latin1"));
     }
-  }
-  return { sink: ex, entries: entries() };
+    const entry: TarEntry = {
+      name: h.name,
+      type: toType(h.type),
+      rawType: String(h.type),
+      mode: h.mode ?? 0o644,
+      uid: h.uid ?? 0,
+      gid: h.gid ?? 0,
+      size: h.size ?? 0,
+      mtime: h.mtime ?? new Date(0),
+      linkname: h.linkname ?? "",
+      devmajor: h.devmajor ?? 0,
+      devminor: h.devminor ?? 0,
+      xattrs,
+      body: stream as AsyncIterable<Buffer>,
+    };
+    onEntry(entry).then(
+      () => {
+        // Discard whatever the handler did not read; the parser reads the next header only
+        // after this entry's data has been pushed through.
+        stream.resume();
+        next();
+      },
+      (err) => next(err),
+    );
+  });
+  return ex;
 }
