@@ -52,10 +52,13 @@ export function redact(url: string): string {
 // Map the registry's error JSON codes to what a user understands.
 function describe(status: number, codes: string[], ref: Reference, what: string): { msg: string; hint?: string } {
   const repo = `${ref.registry}/${ref.repository}`;
-  if (codes.includes("MANIFEST_UNKNOWN") || (status === 404 && what === "manifest" && !codes.includes("NAME_UNKNOWN"))) {
-    return { msg: `manifest unknown: ${ref.digest ? `digest ${ref.digest}` : `tag '${ref.tag}'`} not found in ${repo}` };
-  }
   if (codes.includes("NAME_UNKNOWN")) return { msg: `unknown image: repository ${repo} not found` };
+  if (codes.includes("MANIFEST_UNKNOWN") || (status === 404 && what === "manifest")) {
+    return {
+      msg: `manifest unknown: ${ref.digest ? `digest ${ref.digest}` : `tag '${ref.tag}'`} not found in ${repo}`,
+      hint: "check the image name and tag (unknown tag, or unknown image)",
+    };
+  }
   if (codes.includes("BLOB_UNKNOWN") || (status === 404 && what !== "manifest")) return { msg: `${what} not found in ${repo}` };
   if (status === 401 || codes.includes("UNAUTHORIZED")) {
     return { msg: `unauthorized: access to ${repo} denied`, hint: `the image may not exist, or it needs credentials: gcr login ${ref.registry}` };
@@ -208,7 +211,7 @@ export class RegistryClient {
     if (bearer) {
       const realm = bearer.params.realm;
       if (!realm) throw new RegistryError(`registry ${this.ref.registry} sent a Bearer challenge without realm`);
-      this.token = await this.fetchToken(realm, bearer.params.service, `repository:${this.ref.repository}:pull`);
+      this.token = await this.fetchToken(realm, bearer.params.service, this.ref.repository ? `repository:${this.ref.repository}:pull` : "");
       return;
     }
     if (challenges.some((c) => c.scheme === "basic")) {
@@ -241,7 +244,7 @@ export class RegistryClient {
   private async fetchToken(realm: string, service: string | undefined, scope: string): Promise<Token> {
     const u = this.checkRealm(realm);
     if (service) u.searchParams.set("service", service);
-    u.searchParams.set("scope", scope);
+    if (scope) u.searchParams.set("scope", scope);
     const creds = this.opts.credentials;
     const headers: Record<string, string> = { "User-Agent": "gcr/0.1" };
     if (creds && !creds.identityToken) headers.Authorization = basicHeader(creds);
@@ -287,6 +290,16 @@ export class RegistryClient {
     await res.body?.cancel().catch(() => {});
     if (res.status === 401) throw this.httpError(res.status, [], "ping");
     if (!res.ok && res.status !== 404) throw this.httpError(res.status, [], "ping");
+  }
+
+  /** `gcr login`: /v2/ must answer 200 once the challenge is answered with the credentials. */
+  async login(): Promise<void> {
+    const res = await this.request("/v2/");
+    await res.body?.cancel().catch(() => {});
+    if (res.status === 401) {
+      throw new RegistryError(`login to ${this.ref.registry} failed: unauthorized`, { status: 401 }, { hint: "check the username and password" });
+    }
+    if (!res.ok) throw this.httpError(res.status, [], "ping");
   }
 
   private async errorCodes(res: Response): Promise<string[]> {
