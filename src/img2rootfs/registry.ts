@@ -98,7 +98,8 @@ function networkMessage(err: unknown, host: string): RegistryError {
   if (/ConnectionRefused|ECONNREFUSED/i.test(code + msg)) msg = `registry ${host} is down: connection refused`;
   else if (/ENOTFOUND|DNS|getaddrinfo/i.test(code + msg)) msg = `registry ${host} not found (DNS lookup failed)`;
   else if (/CERT|TLS|SSL/i.test(code + msg)) msg = `TLS error talking to ${host}: ${e.message}`;
-  return new RegistryError(msg, { retryable: !/CERT|TLS|SSL|ENOTFOUND|DNS/i.test(code + msg) }, { hint: "check the registry address and your network" });
+  // Refused and unresolvable hosts fail at once; resets and timeouts are retried.
+  return new RegistryError(msg, { retryable: !/CERT|TLS|SSL|ENOTFOUND|DNS|refused/i.test(code + msg) }, { hint: "check the registry address and your network" });
 }
 
 export class RegistryClient {
