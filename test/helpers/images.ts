@@ -99,10 +99,11 @@ const APPLETS = ["sh", "ls", "cat", "echo", "id", "env", "mkdir", "rm", "cp", "m
 /**
  * A small Debian-like distro in three layers: a gzip base (busybox + applet symlinks, /etc,
  * sticky /tmp, 0700 /root), a zstd layer (setuid binary, owned home, hardlinks, a fifo, a
- * changed file, extra files to delete later), and a plain layer with whiteouts, an opaque
+ * changed file, extra files to delete later; gzip when `zstd` is false, for umoci 0.4 which
+ * cannot read zstd), and a plain layer with whiteouts, an opaque
  * directory and file<->directory replacements. `devices` adds /dev nodes (root only).
  */
-export function distroLayers(devices: boolean): LayerSpec[] {
+export function distroLayers(devices: boolean, zstd = true): LayerSpec[] {
   const t = 1_700_000_000;
   const dir = (name: string, mode = 0o755, uid = 0, gid = 0): TarSpec => ({ name, type: "dir", mode, uid, gid, mtime: t });
   const file = (name: string, body: string | Uint8Array, mode = 0o644, uid = 0, gid = 0): TarSpec => ({ name, body, mode, uid, gid, mtime: t });
@@ -160,7 +161,7 @@ export function distroLayers(devices: boolean): LayerSpec[] {
   ];
   return [
     { entries: base, compression: "gzip" },
-    { entries: second, compression: "zstd" },
+    { entries: second, compression: zstd ? "zstd" : "gzip" },
     { entries: third, compression: "none" },
   ];
 }
