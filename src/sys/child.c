@@ -87,6 +87,7 @@ long gcr_sc(long n, long a, long b, long c, long d, long e, long f);
 #define SYS_sethostname 170
 #define SYS_exit_group 231
 #define SYS_unshare 272
+#define SYS_setns 308
 #define SYS_seccomp 317
 #define SYS_close_range 436
 #define SYS_mount_setattr 442
@@ -118,9 +119,42 @@ long gcr_sc(long n, long a, long b, long c, long d, long e, long f);
 #define OP_READONLY 23    /* path, recursive: mount_setattr(MOUNT_ATTR_RDONLY) */
 #define OP_UMASK 24       /* mask */
 #define OP_CAPAMBIENT 25  /* clear the ambient set */
+#define OP_SETNS 26       /* fd, nstype: join a running container's namespace (gcr exec) */
 
 #define SIGKILL 9
 #define SIGCHLD 17
+
+/* The program arrives as one relocatable blob: ops first (8 longs each, ending with OP_END),
+ * then the strings and arrays they point at. Every pointer field holds an offset from the
+ * start of the blob (0 = NULL), so the same bytes work in gcr's memory and, sent over a
+ * socket, in the monitor's (gcr run -d). relocate() turns offsets into addresses in place. */
+#define R(x) do { if (x) (x) = (long)(base + (x)); } while (0)
+static void relocate_array(char *base, long *a)
+{
+	for (; *a; a++) R(*a);
+}
+
+static void relocate(long *prog)
+{
+	char *base = (char *)prog;
+	long *op;
+	for (op = prog; op[0] != OP_END; op += 8) {
+		switch (op[0]) {
+		case OP_MOUNT: R(op[1]); R(op[2]); R(op[3]); R(op[5]); break;
+		case OP_MKDIR: case OP_MKFILE: case OP_PIVOT: case OP_CHDIR: case OP_HOSTNAME:
+		case OP_UMOUNT: case OP_READONLY: R(op[1]); break;
+		case OP_SYMLINK: R(op[1]); R(op[2]); break;
+		case OP_SETGROUPS: R(op[2]); break;
+		case OP_SECCOMP: R(op[1]); R(((long *)op[1])[1]); break;
+		case OP_EXEC:
+			R(op[1]); R(op[2]); R(op[3]);
+			relocate_array(base, (long *)op[1]);
+			relocate_array(base, (long *)op[2]);
+			relocate_array(base, (long *)op[3]);
+			break;
+		}
+	}
+}
 
 struct child_args {
 	long *prog;   /* ops, 8 longs each */
@@ -366,6 +400,10 @@ static int child_main(void *arg)
 		case OP_UMASK:
 			sc1(SYS_umask, op[1]);
 			break;
+		case OP_SETNS:
+			r = sc2(SYS_setns, op[1], op[2]);
+			if (r == 0) sc1(SYS_close, op[1]);
+			break;
 		case OP_INIT: {
 			/* A real fork (own memory): from here on neither process shares gcr's memory. */
 			long child = sc5(SYS_clone, SIGCHLD, 0, 0, 0, 0);
@@ -400,6 +438,7 @@ int gcr_spawn(long *prog, int flags, int sock, int peer, char *mem, long memsize
 	struct child_args *a = (struct child_args *)mem;
 	char *top = (char *)(((long)(mem + memsize)) & ~15L);
 	int pid, e = 0;
+	relocate(prog);
 	a->prog = prog; a->sock = sock; a->peer = peer;
 	/* Block every signal across clone so the child cannot run a Bun signal handler before it
 	 * resets the dispositions. The child inherits the blocked mask; the parent restores it. */
@@ -432,3 +471,73 @@ int gcr_recv(int sock, int *out)
 	if (msg[5] >= 20 && ci[2] == 1 && ci[3] == 1) out[3] = ci[4];
 	return (int)n;
 }
+
+#ifdef GCR_MONITOR
+/*
+ * gcr-monitor: the parent of a detached container (gcr run -d), a small static program that
+ * gcr writes next to the native library and starts in a new session. It costs a few hundred
+ * KiB where a Bun process would cost tens of MiB (podman's conmon plays the same role).
+ *
+ *   gcr-monitor EXITFILE      fd 3: SOCK_SEQPACKET to gcr; fd 1, 2: the container's log
+ *
+ *   gcr                                  monitor                         container
+ *   {flags, size} + program blob ----->  setsid, clone() ------------->  waits for "G" on fd 3
+ *                 <--------------------  {'P', pid}, closes fd 3
+ *   id maps, cgroup, network
+ *   "G" ------------------------------------------------------------->  setup ops, execve
+ *                 <---------------------------------------------------  EOF or {op, errno}
+ *   writes the state, exits              wait4(pid), writes EXITFILE
+ *                                        ("exited CODE" or "signaled N"), exits
+ */
+static char blob[1 << 20];
+static char stack[256 * 1024];
+
+static long slen(const char *s) { long n = 0; while (s[n]) n++; return n; }
+
+static void write_status(const char *path, int status)
+{
+	char tmp[4096], buf[32];
+	long n = slen(path), i, fd, len = 0, v;
+	const char *word = (status & 0x7f) == 0 ? "exited " : "signaled ";
+	if (n + 5 > (long)sizeof tmp) return;
+	for (i = 0; i < n; i++) tmp[i] = path[i];
+	tmp[n] = '.'; tmp[n + 1] = 't'; tmp[n + 2] = 'm'; tmp[n + 3] = 'p'; tmp[n + 4] = 0;
+	v = (status & 0x7f) == 0 ? (status >> 8) & 0xff : status & 0x7f;
+	while (*word) buf[len++] = *word++;
+	if (v >= 100) buf[len++] = '0' + v / 100;
+	if (v >= 10) buf[len++] = '0' + (v / 10) % 10;
+	buf[len++] = '0' + v % 10;
+	buf[len++] = '\n';
+	fd = sc3(SYS_open, tmp, 01 | 0100 | 01000 | 02000000 /* O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC */, 0600);
+	if (fd < 0) return;
+	sc3(SYS_write, fd, buf, len);
+	sc1(SYS_close, fd);
+	sc2(82 /* SYS_rename */, tmp, path);
+}
+
+int main(int argc, char **argv)
+{
+	long hdr[2], n, pid, wr;
+	int msg[3], status = 0;
+	struct child_args a;
+	if (argc < 2) return 125;
+	sc0(SYS_setsid);
+	if (sc3(SYS_read, 3, hdr, sizeof hdr) != sizeof hdr || hdr[1] <= 0 || hdr[1] > (long)sizeof blob) return 125;
+	n = sc3(SYS_read, 3, blob, hdr[1]);
+	if (n != hdr[1]) return 125;
+	relocate((long *)blob);
+	a.prog = (long *)blob; a.sock = 3; a.peer = -1;
+	pid = clone(child_main, stack + sizeof stack, (int)hdr[0] | 0x00000100 /* CLONE_VM */ | SIGCHLD, &a);
+	msg[0] = 'P'; msg[1] = (int)pid; msg[2] = pid < 0 ? *__errno_location() : 0;
+	sc3(SYS_write, 3, msg, sizeof msg);
+	sc1(SYS_close, 3);
+	if (pid < 0) return 125;
+	for (;;) {
+		wr = sc4(SYS_wait4, pid, &status, 0x40000000 /* __WALL */, 0);
+		if (wr == pid) break;
+		if (wr != -4 /* EINTR */) { status = 125 << 8; break; }
+	}
+	write_status(argv[1], status);
+	return 0;
+}
+#endif

@@ -44,6 +44,7 @@ export type Op =
   | { op: "umount"; path: string; flags: number }
   | { op: "readonly"; path: string; recursive: boolean }
   | { op: "umask"; mask: number }
+  | { op: "setns"; fd: number; nstype: number }
   | { op: "exec"; candidates: string[]; argv: string[]; env: string[] };
 
 // Must match the OP_* numbers in child.c.
@@ -51,7 +52,7 @@ const CODE: Record<Op["op"], number> = {
   mount: 1, mkdir: 2, mkfile: 3, symlink: 4, pivot: 5, chdir: 6, hostname: 7, loopback: 8,
   unshare: 9, setgroups: 10, setid: 11, bounding: 12, capset: 13, nnp: 14, seccomp: 15,
   stdinNull: 16, setsid: 17, tty: 18, closefds: 19, exec: 20, init: 21, umount: 22,
-  readonly: 23, umask: 24, capambient: 25,
+  readonly: 23, umask: 24, capambient: 25, setns: 26,
 };
 
 const MS_NAMES: [number, string][] = [
@@ -92,6 +93,7 @@ export function describeOp(o: Op): { syscall: string; path?: string; detail?: st
     case "umount": return { syscall: "umount2", path: o.path };
     case "readonly": return { syscall: "mount_setattr MOUNT_ATTR_RDONLY", path: o.path };
     case "umask": return { syscall: "umask" };
+    case "setns": return { syscall: "setns", detail: namespaceNames(o.nstype) };
     case "exec": return { syscall: "execve", path: o.argv[0] };
   }
 }
@@ -155,23 +157,31 @@ function assertPrivate(dir: string): void {
     throw new GcrError(`${dir} must be a directory owned by uid ${uid} and writable only by it; refusing to load code from it`);
 }
 
-/** Encodes ops into 8-long records. Strings and arrays are kept alive in `keep` until the
- * clone is done: a pointer from ptr() is only valid while its buffer is reachable. */
-function encode(ops: Op[], keep: unknown[]): BigInt64Array {
-  const prog = new BigInt64Array((ops.length + 1) * 8);
+/**
+ * Encode ops into one relocatable blob (see relocate() in child.c): 8-long records, then the
+ * strings and arrays they use. Pointer fields hold offsets from the start of the blob.
+ */
+export function encode(ops: Op[]): Uint8Array {
+  const opsBytes = (ops.length + 1) * 64;
+  const chunks: Uint8Array[] = [];
+  let size = opsBytes;
+  const add = (bytes: Uint8Array): bigint => {
+    const at = size;
+    const padded = (bytes.length + 7) & ~7;
+    const c = new Uint8Array(padded);
+    c.set(bytes);
+    chunks.push(c);
+    size += padded;
+    return BigInt(at);
+  };
   const str = (s: string | null | undefined): bigint => {
     if (s === null || s === undefined) return 0n;
-    if (s.includes("\0")) throw new Error(`NUL byte in ${JSON.stringify(s)}`);
-    const b = Buffer.from(s + "\0");
-    keep.push(b);
-    return BigInt(ptr(b));
+    if (s.includes("\0")) throw new GcrError(`NUL byte in ${JSON.stringify(s)}`);
+    return add(Buffer.from(s + "\0"));
   };
-  const strArray = (a: string[]): bigint => {
-    const arr = new BigInt64Array(a.length + 1);
-    a.forEach((s, i) => (arr[i] = str(s)));
-    keep.push(arr);
-    return BigInt(ptr(arr));
-  };
+  const longs = (values: bigint[]): bigint => add(new Uint8Array(new BigInt64Array(values).buffer));
+  const strArray = (a: string[]): bigint => longs([...a.map(str), 0n]);
+  const prog = new BigInt64Array((ops.length + 1) * 8);
   ops.forEach((o, i) => {
     const r = prog.subarray(i * 8, i * 8 + 8);
     r[0] = BigInt(CODE[o.op]);
@@ -181,37 +191,34 @@ function encode(ops: Op[], keep: unknown[]): BigInt64Array {
       case "symlink": r[1] = str(o.target); r[2] = str(o.path); break;
       case "pivot": r[1] = str(o.root); break;
       case "chdir": r[1] = str(o.path); break;
-      case "hostname": { const b = Buffer.from(o.name); r[1] = str(o.name); r[2] = BigInt(b.length); break; }
+      case "hostname": r[1] = str(o.name); r[2] = BigInt(Buffer.byteLength(o.name)); break;
       case "unshare": r[1] = BigInt(o.flags); break;
-      case "setgroups": {
-        const g = new Uint32Array(Math.max(1, o.gids.length));
-        g.set(o.gids);
-        keep.push(g);
-        r[1] = BigInt(o.gids.length); r[2] = BigInt(ptr(g));
-        break;
-      }
+      case "setgroups": r[1] = BigInt(o.gids.length); r[2] = add(new Uint8Array(new Uint32Array(o.gids.length ? o.gids : [0]).buffer)); break;
       case "setid": r[1] = BigInt(o.uid); r[2] = BigInt(o.gid); break;
       case "bounding": r[1] = BigInt.asIntN(64, o.keep); break;
       case "capset": r[1] = BigInt.asIntN(64, o.effective); r[2] = BigInt.asIntN(64, o.inheritable); break;
       case "seccomp": {
         // struct sock_fprog { unsigned short len; struct sock_filter *filter; }
-        const filter = new Uint8Array(o.filter);
-        const fprog = new BigInt64Array(2);
-        fprog[0] = BigInt(filter.length / 8);
-        fprog[1] = BigInt(ptr(filter));
-        keep.push(filter, fprog);
-        r[1] = BigInt(ptr(fprog));
+        const filter = add(o.filter);
+        r[1] = longs([BigInt(o.filter.length / 8), filter]);
         break;
       }
       case "tty": r[1] = BigInt(o.rows); r[2] = BigInt(o.cols); r[3] = BigInt(o.uid); r[4] = BigInt(o.gid); break;
       case "umount": r[1] = str(o.path); r[2] = BigInt(o.flags); break;
       case "readonly": r[1] = str(o.path); r[2] = o.recursive ? 1n : 0n; break;
       case "umask": r[1] = BigInt(o.mask); break;
+      case "setns": r[1] = BigInt(o.fd); r[2] = BigInt(o.nstype); break;
       case "exec": r[1] = strArray(o.candidates); r[2] = strArray(o.argv); r[3] = strArray(o.env); break;
     }
   });
-  keep.push(prog);
-  return prog;
+  const blob = new Uint8Array(size);
+  blob.set(new Uint8Array(prog.buffer), 0);
+  let at = opsBytes;
+  for (const c of chunks) {
+    blob.set(c, at);
+    at += c.length;
+  }
+  return blob;
 }
 
 /** The outcome of the child's setup, as the parent learns it. */
@@ -234,10 +241,9 @@ export class Child {
   /** Clone the container process. It waits, blocked, until release(). */
   static spawn(ops: Op[], cloneFlags: number, privateDir: string): Child {
     const lib = compile(privateDir);
-    const keep: unknown[] = [];
-    const prog = encode(ops, keep);
+    const prog = encode(ops);
     const mem = new Uint8Array(CHILD_MEM);
-    keep.push(mem);
+    const keep = [prog, mem];
     const [parentEnd, childEnd] = socketpair();
     let pid: number;
     try {
