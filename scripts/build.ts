@@ -13,13 +13,18 @@ const out = process.argv[2] ?? "gcr";
 const t0 = performance.now();
 const defines: string[] = [];
 mkdirSync(".cache", { recursive: true });
-const cc = await $`gcc -O2 -fPIC -shared -s -Wall -o .cache/child.so src/sys/child.c`.nothrow().quiet();
-if (cc.exitCode === 0) {
+// The library gcr dlopens, and gcr-monitor, the static parent of detached containers
+// (-nostdlib: child.c needs no libc, and the monitor stays ~20 KB on disk and in memory).
+const lib = await $`gcc -O2 -fPIC -shared -s -Wall -o .cache/child.so src/sys/child.c`.nothrow().quiet();
+const mon = await $`gcc -O2 -static -nostdlib -ffreestanding -fno-stack-protector -fno-builtin -s -Wall -DGCR_MONITOR -o .cache/gcr-monitor src/sys/child.c`.nothrow().quiet();
+if (lib.exitCode === 0 && mon.exitCode === 0) {
   const so = new Uint8Array(await Bun.file(".cache/child.so").arrayBuffer());
-  const id = new Bun.CryptoHasher("sha256").update(so).digest("hex").slice(0, 16);
-  defines.push("--define", `GCR_NATIVE_CHILD=${JSON.stringify(JSON.stringify({ id, b64: Buffer.from(so).toString("base64") }))}`);
+  const monitor = new Uint8Array(await Bun.file(".cache/gcr-monitor").arrayBuffer());
+  const id = new Bun.CryptoHasher("sha256").update(so).update(monitor).digest("hex").slice(0, 16);
+  const payload = { id, so: Buffer.from(so).toString("base64"), monitor: Buffer.from(monitor).toString("base64") };
+  defines.push("--define", `GCR_NATIVE=${JSON.stringify(JSON.stringify(payload))}`);
 } else {
-  console.warn(`gcc failed, the binary will compile the child with TinyCC at run time:\n${cc.stderr}`);
+  console.warn(`gcc failed: the binary will compile the child with TinyCC at run time, and cannot run detached containers:\n${lib.stderr}${mon.stderr}`);
 }
 await $`bun build --compile --minify --bytecode --format=esm --no-compile-autoload-dotenv --no-compile-autoload-bunfig ${defines} --outfile ${out} src/main.ts`.quiet();
 console.log(`built ./${out} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);

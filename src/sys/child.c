@@ -27,8 +27,6 @@
  *                    <------------- EOF when execve succeeded (the socket is CLOEXEC)
  */
 
-extern int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...);
-extern int *__errno_location(void);
 
 /* sc(nr, a1..a6): the raw x86_64 syscall instruction; returns the result or -errno. */
 __asm__(
@@ -46,6 +44,33 @@ __asm__(
 	"	syscall\n"
 	"	ret\n");
 long gcr_sc(long n, long a, long b, long c, long d, long e, long f);
+
+/* gcr_clone(flags, stack_top, fn, arg): the raw clone syscall; the child runs fn(arg) on the
+ * new stack and exits with its return value. Returns the child's pid or -errno. No libc
+ * needed, so the same code runs in the dlopen'ed library and in the static gcr-monitor. */
+__asm__(
+	".text\n"
+	".globl gcr_clone\n"
+	".type gcr_clone, @function\n"
+	"gcr_clone:\n"
+	"	subq $16, %rsi\n"
+	"	movq %rcx, 8(%rsi)\n"
+	"	movq %rdx, (%rsi)\n"
+	"	movq $56, %rax\n"
+	"	xorl %edx, %edx\n"
+	"	xorl %r10d, %r10d\n"
+	"	xorl %r8d, %r8d\n"
+	"	syscall\n"
+	"	testq %rax, %rax\n"
+	"	jnz 1f\n"
+	"	popq %rax\n"
+	"	popq %rdi\n"
+	"	call *%rax\n"
+	"	movq %rax, %rdi\n"
+	"	movq $60, %rax\n"
+	"	syscall\n"
+	"1:	ret\n");
+long gcr_clone(long flags, char *stack, int (*fn)(void *), void *arg);
 #define sc0(n) gcr_sc(n, 0, 0, 0, 0, 0, 0)
 #define sc1(n, a) gcr_sc(n, (long)(a), 0, 0, 0, 0, 0)
 #define sc2(n, a, b) gcr_sc(n, (long)(a), (long)(b), 0, 0, 0, 0)
@@ -437,16 +462,15 @@ int gcr_spawn(long *prog, int flags, int sock, int peer, char *mem, long memsize
 	long old[2] = { 0, 0 };
 	struct child_args *a = (struct child_args *)mem;
 	char *top = (char *)(((long)(mem + memsize)) & ~15L);
-	int pid, e = 0;
+	int pid;
 	relocate(prog);
 	a->prog = prog; a->sock = sock; a->peer = peer;
 	/* Block every signal across clone so the child cannot run a Bun signal handler before it
 	 * resets the dispositions. The child inherits the blocked mask; the parent restores it. */
 	sc4(SYS_rt_sigprocmask, 2, all, old, 8);
-	pid = clone(child_main, top, flags | 0x00000100 /* CLONE_VM */ | SIGCHLD, a);
-	if (pid < 0) e = *__errno_location();
+	pid = (int)gcr_clone(flags | 0x00000100 /* CLONE_VM */ | SIGCHLD, top, child_main, a);
 	sc4(SYS_rt_sigprocmask, 2, old, 0, 8);
-	return pid < 0 ? -e : pid;
+	return pid;
 }
 
 /* Parent side: receive one message. out[0..2] = the 3 ints, out[3] = a passed fd or -1.
@@ -489,8 +513,23 @@ int gcr_recv(int sock, int *out)
  *   writes the state, exits              wait4(pid), writes EXITFILE
  *                                        ("exited CODE" or "signaled N"), exits
  */
+/* No libc in the monitor: its entry point, and the two functions the compiler may call. */
+__asm__(
+	".text\n"
+	".globl _start\n"
+	"_start:\n"
+	"	movq (%rsp), %rdi\n"
+	"	leaq 8(%rsp), %rsi\n"
+	"	andq $-16, %rsp\n"
+	"	call main\n"
+	"	movl %eax, %edi\n"
+	"	movq $231, %rax\n"
+	"	syscall\n");
+void *memset(void *d, int c, unsigned long n) { char *p = d; while (n--) *p++ = (char)c; return d; }
+void *memcpy(void *d, const void *s, unsigned long n) { char *p = d; const char *q = s; while (n--) *p++ = *q++; return d; }
+
 static char blob[1 << 20];
-static char stack[256 * 1024];
+static char stack[256 * 1024] __attribute__((aligned(16)));
 
 static long slen(const char *s) { long n = 0; while (s[n]) n++; return n; }
 
@@ -527,8 +566,8 @@ int main(int argc, char **argv)
 	if (n != hdr[1]) return 125;
 	relocate((long *)blob);
 	a.prog = (long *)blob; a.sock = 3; a.peer = -1;
-	pid = clone(child_main, stack + sizeof stack, (int)hdr[0] | 0x00000100 /* CLONE_VM */ | SIGCHLD, &a);
-	msg[0] = 'P'; msg[1] = (int)pid; msg[2] = pid < 0 ? *__errno_location() : 0;
+	pid = gcr_clone(hdr[0] | 0x00000100 /* CLONE_VM */ | SIGCHLD, stack + sizeof stack, child_main, &a);
+	msg[0] = 'P'; msg[1] = pid < 0 ? -1 : (int)pid; msg[2] = pid < 0 ? (int)-pid : 0;
 	sc3(SYS_write, 3, msg, sizeof msg);
 	sc1(SYS_close, 3);
 	if (pid < 0) return 125;

@@ -109,8 +109,30 @@ const NATIVE_SYMBOLS = {
   gcr_recv: { args: ["i32", "ptr"], returns: "i32" },
 } as const;
 
-/** Set by scripts/build.ts: child.c compiled by gcc, as JSON {id, b64}. */
-declare const GCR_NATIVE_CHILD: string | undefined;
+/** Set by scripts/build.ts: child.c compiled by gcc, as JSON {id, so, monitor} (base64). */
+declare const GCR_NATIVE: string | undefined;
+type Embedded = { id: string; so: string; monitor: string };
+const embedded: Embedded | undefined = typeof GCR_NATIVE === "string" ? (JSON.parse(GCR_NATIVE) as Embedded) : undefined;
+
+/** gcr's private directory for native code, checked before anything is loaded from it. */
+function nativeDir(privateDir: string): string {
+  const dir = join(privateDir, "native");
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  assertPrivate(privateDir);
+  assertPrivate(dir);
+  return dir;
+}
+
+/** Write an embedded file once (atomically) and return its path. */
+function materialize(dir: string, name: string, b64: string, mode: number): string {
+  const file = join(dir, name);
+  if (!existsSync(file)) {
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, Buffer.from(b64, "base64"), { mode, flag: "w" });
+    renameSync(tmp, file);
+  }
+  return file;
+}
 
 /**
  * The native child, loaded once per process. A released build carries it precompiled
@@ -122,18 +144,9 @@ declare const GCR_NATIVE_CHILD: string | undefined;
 function compile(privateDir: string): Native {
   if (native) return native;
   const t0 = performance.now();
-  const dir = join(privateDir, "native");
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  assertPrivate(privateDir);
-  assertPrivate(dir);
-  const embedded = typeof GCR_NATIVE_CHILD === "string" ? (JSON.parse(GCR_NATIVE_CHILD) as { id: string; b64: string }) : undefined;
+  const dir = nativeDir(privateDir);
   if (embedded) {
-    const file = join(dir, `child-${embedded.id}.so`);
-    if (!existsSync(file)) {
-      const tmp = `${file}.${process.pid}.tmp`;
-      writeFileSync(tmp, Buffer.from(embedded.b64, "base64"), { mode: 0o600, flag: "w" });
-      renameSync(tmp, file);
-    }
+    const file = materialize(dir, `child-${embedded.id}.so`, embedded.so, 0o600);
     native = dlopen(file, NATIVE_SYMBOLS).symbols as unknown as Native;
     debug("run", `loaded the native child helper (${file}) in ${(performance.now() - t0).toFixed(1)} ms`);
     return native;
@@ -147,6 +160,12 @@ function compile(privateDir: string): Native {
   }
   debug("run", `compiled the native child helper with TinyCC in ${(performance.now() - t0).toFixed(1)} ms`);
   return native;
+}
+
+/** The path of gcr-monitor (the parent of detached containers), written on first use. */
+export function monitorPath(privateDir: string): string {
+  if (!embedded) throw new GcrError("this gcr was built without a C compiler: detached containers need gcr-monitor", { hint: "rebuild with gcc installed (npm run build)" });
+  return materialize(nativeDir(privateDir), `gcr-monitor-${embedded.id}`, embedded.monitor, 0o700);
 }
 
 /** gcr loads code from this directory: it must be ours and closed to everyone else. */
