@@ -1,7 +1,7 @@
 // gcr pull / img2rootfs / images / rmi against a real docker-registry on 127.0.0.1, with
 // images this file builds and pushes over the registry's HTTP API.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gcr, isRoot, skipReason, testDirs } from "../helpers/gcr.ts";
 import { DISTRO_CONFIG, type BuiltImage, buildImage, distroLayers, pushImage, pushIndex } from "../helpers/images.ts";
@@ -195,6 +195,29 @@ describe.if(skipReason(hasRegistry, "docker-registry not installed (apt-get inst
     expect(bad.code).toBe(125);
     expect(bad.stderr).toContain("--bogus");
   });
+
+  test("two concurrent pulls of one name: one waits, both succeed, one image", async () => {
+    const [a, b] = await Promise.all([pull(`${reg.host}/test/distro:v1`, "twice"), pull(`${reg.host}/test/distro:v1`, "twice")]);
+    expect([a.code, b.code]).toEqual([0, 0]);
+    expect(a.stdout + b.stdout).toContain("up to date");
+    expect(recordOf("twice").manifestDigest).toBe(distro.manifest.digest);
+    expect(readdirSync(join(dirs.root, "tmp"))).toEqual([]);
+  });
+
+  test.if(isRoot)("rootless (as nobody): devices skipped and counted, files are the user's", async () => {
+    const store = join(dirs.base, "nobody-store");
+    mkdirSync(store, { mode: 0o755 });
+    chownSync(store, 65534, 65534);
+    const r = await gcr(["pull", `${reg.host}/test/distro:v1`, "distro"], { env: { GCR_ROOT: join(store, "gcr") }, asUser: { uid: 65534, gid: 65534 } });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain("warning: 2 device nodes not created (needs root)");
+    const root = join(store, "gcr/images/distro/rootfs");
+    expect(existsSync(join(root, "dev/null"))).toBe(false);
+    expect(statSync(join(root, "home/app/shared")).uid).toBe(65534);
+    expect(statSync(join(root, "usr/bin/su")).mode & 0o7777).toBe(0o4755);
+    expect(statSync(join(root, "root")).mode & 0o7777).toBe(0o700);
+  });
+  if (!isRoot) console.log("skip: rootless pull test needs root (to switch to nobody)");
 
   test("schema1 and garbage manifests are refused", async () => {
     await pushManifest(reg, "test/distro", "weird", new TextEncoder().encode(JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests: [] })), "application/vnd.oci.image.index.v1+json");
