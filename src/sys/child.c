@@ -320,11 +320,13 @@ static int child_main(void *arg)
 	/* Die with gcr. The check below closes the race where gcr died before this prctl:
 	 * its end of the socket is then closed and read() returns 0. */
 	sc5(SYS_prctl, 1 /* PR_SET_PDEATHSIG */, SIGKILL, 0, 0, 0);
+	if (sc3(SYS_read, sock_fd, &go, 1) != 1 || go != 'G') sc1(SYS_exit_group, 125);
 	/* Until execve this process is an image of gcr: non-dumpable, so no process in the
 	 * container can open its /proc/PID/exe or memory (CVE-2019-5736 class). execve resets it
-	 * for the command; with --init, pid 1 stays non-dumpable for its whole life. */
+	 * for the command; with --init, pid 1 stays non-dumpable for its whole life. Only after
+	 * "G": a non-dumpable process's /proc/PID files belong to root, so a rootless parent could
+	 * no longer write its uid_map/gid_map (EACCES). Until "G" no container process exists. */
 	sc5(SYS_prctl, 4 /* PR_SET_DUMPABLE */, 0, 0, 0, 0);
-	if (sc3(SYS_read, sock_fd, &go, 1) != 1 || go != 'G') sc1(SYS_exit_group, 125);
 
 	for (op = a->prog; op[0] != OP_END; op += 8) {
 		idx = (op - a->prog) / 8;
