@@ -1,0 +1,65 @@
+// gcr run as an unprivileged user (nobody, via setpriv, no sudo): a user namespace maps the
+// container's root to the caller; the rest of the isolation holds as for root.
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { chownSync, mkdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { gcr, isRoot, skipReason, treeSnapshot, type Result } from "../helpers/gcr.ts";
+import { entries, fixture, type Fixture } from "../helpers/probe.ts";
+
+setDefaultTimeout(60_000);
+
+const NOBODY = { uid: 65534, gid: 65534 };
+let fx: Fixture;
+let env: Record<string, string>;
+
+describe.if(skipReason(isRoot, "rootless tests switch to nobody with setpriv, which needs root"))("rootless (as nobody)", () => {
+  beforeAll(() => {
+    fx = fixture("rootless");
+    // State and store dirs nobody can write; the rootfs stays root-owned and world-readable.
+    const home = join(fx.base, "nobody");
+    mkdirSync(home);
+    chownSync(home, NOBODY.uid, NOBODY.gid);
+    env = { GCR_ROOT: join(home, "root"), GCR_RUNROOT: join(home, "run"), HOME: home };
+  });
+  afterAll(() => fx.cleanup());
+
+  const run = (args: string[]): Promise<Result> => gcr(["run", ...args], { env, asUser: NOBODY });
+
+  test("user: container root is the caller outside (uid_map 0 65534 1, setgroups deny)", async () => {
+    const r = await run([fx.rootfs, "sh", "-c", "id -u; cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups"]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    const [uid, uidMap, gidMap, setgroups] = r.stdout.trim().split("\n");
+    expect(uid).toBe("0");
+    expect(uidMap!.trim().split(/\s+/)).toEqual(["0", "65534", "1"]);
+    expect(gidMap!.trim().split(/\s+/)).toEqual(["0", "65534", "1"]);
+    expect(setgroups).toBe("deny");
+  });
+
+  test("pid, uts and the security defaults hold without root", async () => {
+    const r = await run(["--hostname", "rl", fx.rootfs, "sh", "-c", "ps -o pid | tail -n +2 | tr -d ' ' | tr '\\n' ' '; echo; hostname; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status"]);
+    expect(r.code).toBe(0);
+    const [pids, host, ...status] = r.stdout.trim().split("\n");
+    expect(pids!.trim().split(" ")[0]).toBe("1");
+    expect(host).toBe("rl");
+    expect(status).toEqual(["CapEff:\t00000000a80425fb", "NoNewPrivs:\t1", "Seccomp:\t2"]);
+  });
+
+  // The image belongs to host root, unmapped here: only world-writable dirs such as /tmp are writable.
+  test("writes land in the container's layer, never in the image; a volume is written as the caller", async () => {
+    const before = treeSnapshot(fx.rootfs);
+    const vol = join(fx.base, "nobody", "vol");
+    mkdirSync(vol);
+    chownSync(vol, NOBODY.uid, NOBODY.gid);
+    const r = await run(["-v", `${vol}:/data`, fx.rootfs, "sh", "-c", "echo x > /tmp/new && echo y > /data/f && exit 3"]);
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 3, stderr: "" });
+    expect(treeSnapshot(fx.rootfs)).toBe(before);
+    expect(readFileSync(join(vol, "f"), "utf8")).toBe("y\n");
+    expect(statSync(join(vol, "f")).uid).toBe(NOBODY.uid);
+  });
+
+  test("no container directory is left behind", async () => {
+    expect((await run([fx.rootfs, "true"])).code).toBe(0);
+    expect(entries(join(env.GCR_RUNROOT!, "containers"))).toEqual([]);
+  });
+});
