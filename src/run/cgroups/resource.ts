@@ -9,9 +9,9 @@
 //   --cgroup-parent P: "/P" counts from the hierarchy root, "P" from the default base.
 // What was created is recorded in the container's directory before the first mkdir, so
 // the next gcr command removes it even if this one is SIGKILLed (sweepStale in container.ts).
-import { readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
-import { basename, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { GcrError } from "../../errors.ts";
 import { debug, warn } from "../../log.ts";
 import type { WaitStatus } from "../../sys/libc.ts";
@@ -137,6 +137,7 @@ export function prepareCgroup(id: string, opts: CgroupOptions, rootless: boolean
     debug("cgroup", `running without a cgroup: ${placed.error}`);
     return { mounts: [] };
   }
+  sweepOrphans(placed.placements, fs);
   const needed = neededControllers(limits);
   const missing = controllerMissing(layout, placed.placements, needed, rootless);
   if (missing) throw new GcrError(`cannot limit resources: ${missing}`);
@@ -172,6 +173,34 @@ export function prepareCgroup(id: string, opts: CgroupOptions, rootless: boolean
     },
   };
   return { resource, mounts: cgroupMounts(layout, placed.placements) };
+}
+
+/**
+ * Empty container cgroups whose record is gone too (a test harness removed GCR_RUNROOT after
+ * SIGKILLing gcr): no live gcr leaves its container's cgroup empty for more than the
+ * milliseconds between mkdir and join, so an empty one older than a minute is an orphan.
+ * rmdir of a cgroup that has processes fails (EBUSY), so a live container is never touched.
+ */
+export function sweepOrphans(placements: Placement[], fs: CgroupFs = realFs, maxAgeMs = 60_000): void {
+  for (const p of placements) {
+    const parent = dirname(p.leaf);
+    let names: string[];
+    try {
+      names = readdirSync(parent).filter((n) => /^[0-9a-f]{64}$/.test(n));
+    } catch {
+      continue;
+    }
+    for (const n of names) {
+      const dir = `${parent}/${n}`;
+      try {
+        if (Date.now() - statSync(dir).mtimeMs < maxAgeMs || (fs.read(`${dir}/cgroup.procs`) ?? "x").trim() !== "") continue;
+        fs.rmdir(dir);
+        debug("sweep", `removed orphaned empty cgroup ${dir}`);
+      } catch {
+        // busy or gone: not ours to worry about
+      }
+    }
+  }
 }
 
 /** The sweep of a dead gcr's container: kill and remove the cgroups it recorded. */
