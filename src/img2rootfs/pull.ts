@@ -10,6 +10,7 @@ import { blobPath, hasBlob, partialBlobPath, putBlob } from "../store.ts";
 import { isRoot } from "../paths.ts";
 import { loadCredentials } from "./auth.ts";
 import { RootfsBuilder, type ExtractStats } from "./extract.ts";
+import { Verifier } from "./digest.ts";
 import { applyLayerBlob } from "./layer.ts";
 import type { Progress } from "./progress.ts";
 import { type Reference, formatReference, parseReference } from "./reference.ts";
@@ -97,6 +98,18 @@ export async function resolveImage(refText: string, opts: Pick<PullOptions, "pla
   return { ref, client, manifest, manifestDigest: doc.digest, indexDigest, platform, config, configDigest: manifest.config.digest, documents };
 }
 
+/** Re-hash a stored blob (after a failure: a decompressor may notice corruption before the hash does). */
+async function blobIntact(path: string, desc: Descriptor): Promise<boolean> {
+  const v = new Verifier(desc.digest, desc.size, "stored layer");
+  try {
+    for await (const chunk of Bun.file(path).stream()) v.update(chunk);
+    v.check();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** A counting semaphore for the download pool. */
 function limiter(n: number) {
   let active = 0;
@@ -174,7 +187,7 @@ export async function unpackImage(img: ResolvedImage, rootfs: string, opts: Pull
       } catch (err) {
         // A stored blob that no longer hashes right (disk corruption, tampering) is dropped so
         // the next pull fetches it again (S03).
-        if (err instanceof DigestError && err.what === "stored layer") {
+        if ((err instanceof DigestError && err.what === "stored layer") || !(await blobIntact(blobPath(l.digest), l))) {
           unlinkSync(blobPath(l.digest));
           throw new GcrError(`stored layer ${l.digest} was corrupt and has been removed`, { cause: err, hint: "pull again to download it afresh" });
         }

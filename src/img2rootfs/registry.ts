@@ -9,7 +9,7 @@
 //  - Every body is read with a cap (manifests 4 MiB, tokens and error bodies 64 KiB; R06).
 //  - Bytes are verified by the caller's Verifier while they stream (R01/R07).
 import { closeSync, existsSync, fstatSync, openSync, readSync, renameSync, chmodSync, writeSync, ftruncateSync, fsyncSync } from "node:fs";
-import { RegistryError } from "../errors.ts";
+import { GcrError, RegistryError } from "../errors.ts";
 import { debug } from "../log.ts";
 import { MANIFEST_ACCEPT, type Descriptor } from "../oci.ts";
 import { type Challenge, type Credentials, basicHeader, parseChallenges } from "./auth.ts";
@@ -437,6 +437,10 @@ export class RegistryClient {
           verifier.check();
           break;
         } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          if (code === "ENOSPC" || code === "EDQUOT") {
+            throw new GcrError(`disk full while downloading ${desc.digest}`, { cause: err, hint: "free some space in the store (gcr rmi), or point GCR_ROOT elsewhere" });
+          }
           const retryable = !(err instanceof RegistryError && err.detail.retryable === false) && !(err instanceof RegistryError && err.detail.status !== undefined && !isRetryableStatus(err.detail.status)) && !(err as Error).name?.includes("Digest");
           if (signal?.aborted || !retryable || attempt >= this.attempts) {
             if (err instanceof RegistryError || (err as Error).name === "DigestError") throw err;

@@ -1,7 +1,7 @@
 // gcr pull / img2rootfs / images / rmi against a real docker-registry on 127.0.0.1, with
 // images this file builds and pushes over the registry's HTTP API.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gcr, isRoot, skipReason, testDirs } from "../helpers/gcr.ts";
 import { DISTRO_CONFIG, type BuiltImage, buildImage, distroLayers, pushImage, pushIndex } from "../helpers/images.ts";
@@ -218,6 +218,37 @@ describe.if(skipReason(hasRegistry, "docker-registry not installed (apt-get inst
     expect(statSync(join(root, "root")).mode & 0o7777).toBe(0o700);
   });
   if (!isRoot) console.log("skip: rootless pull test needs root (to switch to nobody)");
+
+  test("a corrupt cached blob is detected, dropped, and fetched again next time (S03)", async () => {
+    const blob = join(dirs.root, "blobs/sha256", distro.layers[1]!.digest.slice(7));
+    const bytes = readFileSync(blob);
+    bytes[10] = bytes[10]! ^ 0xff;
+    chmodSync(blob, 0o644);
+    writeFileSync(blob, bytes);
+    const r = await pull(`${reg.host}/test/distro:v1`, "again");
+    expect(r.code).toBe(125);
+    expect(r.stderr).toContain(`stored layer ${distro.layers[1]!.digest} was corrupt and has been removed`);
+    expect(existsSync(join(dirs.root, "images/again"))).toBe(false);
+    const ok = await pull(`${reg.host}/test/distro:v1`, "again");
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain("1 downloaded");
+  });
+
+  test.if(isRoot)("disk full: a clear error, nothing installed (store on a 1 MiB tmpfs)", async () => {
+    const small = join(dirs.base, "small");
+    mkdirSync(small);
+    expect(Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", small]).exitCode).toBe(0);
+    try {
+      const r = await gcr(["pull", `${reg.host}/test/distro:v1`, "full"], { env: { GCR_ROOT: small } });
+      expect(r.code).toBe(125);
+      expect(r.stderr).toMatch(/disk full while (downloading|extracting)/);
+      expect(r.stderr).not.toMatch(/^\s+at /m);
+      expect(existsSync(join(small, "images/full"))).toBe(false);
+      expect(readdirSync(join(small, "tmp"))).toEqual([]);
+    } finally {
+      Bun.spawnSync(["umount", small]);
+    }
+  });
 
   test("schema1 and garbage manifests are refused", async () => {
     await pushManifest(reg, "test/distro", "weird", new TextEncoder().encode(JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests: [] })), "application/vnd.oci.image.index.v1+json");
