@@ -1,14 +1,14 @@
 // `gcr run`: resolve the image, prepare the rootfs, build the plan, clone the container
 // process, give it its id maps (and cgroup), let it run its setup, relay signals and the
 // terminal, wait, clean up, and exit with the container's code.
-import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { EXIT, GcrError, SyscallError, UsageError, errnoName } from "../errors.ts";
 import { debug, isDebug, warn } from "../log.ts";
 import { isRoot, stateDir } from "../paths.ts";
-import { Child, describeOp, namespaceNames, type Op } from "../sys/child.ts";
+import { Child, CLONE, describeOp, namespaceNames, type Op } from "../sys/child.ts";
 import { kill, waitpidNoHang, type WaitStatus } from "../sys/libc.ts";
-import { createContainerDir, newContainerId, removeContainerDir, sweepStale, type ContainerDir } from "./container.ts";
+import { closeContainerDir, createContainerDir, newContainerId, removeContainerDir, type ContainerDir } from "./container.ts";
 import { planIdMapping, writeIdMaps, type IdMapping } from "./idmap.ts";
 import { resolveImage, resolveUser, type ResolvedImage } from "./image.ts";
 import { parseRunArgs, runHelp, type RunOptions } from "./options.ts";
@@ -17,6 +17,8 @@ import { prepareCgroup } from "./cgroups/resource.ts";
 import type { ContainerResource } from "./resources.ts";
 import { overlayData, prepareMountPoint } from "./rootfs.ts";
 import { capabilityMask, capNames, defaultSeccompFilter } from "./security.ts";
+import { listContainers, withStateLock, writeExit, type ContainerConfig, type ProcessConfig } from "./state.ts";
+import { sweep } from "./sweep.ts";
 import { startTerminal } from "./terminal.ts";
 
 /** Signals gcr passes on to the container (SIGWINCH becomes a resize with -t). */
@@ -29,18 +31,75 @@ export async function runCommand(argv: string[]): Promise<number> {
     process.stdout.write(runHelp());
     return EXIT.ok;
   }
-  if (opts.detach) throw new UsageError("-d/--detach is not supported yet", "run");
+  if (opts.detach && (opts.tty || opts.interactive)) throw new UsageError("-d cannot be combined with -i or -t: attach is not supported", "run");
   debug("run", `as pid ${process.pid} (${isRoot() ? "root" : `rootless, uid ${process.getuid!()}`})`);
-  sweepStale();
+  sweep();
   const image = resolveImage(opts.image);
   const argvToRun = containerArgv(opts, image);
-  const c = createContainerDir(newContainerId());
+  const id = newContainerId();
+  // Detached and named containers are kept after exit, until `gcr rm` (docker's rule);
+  // a plain foreground run is ephemeral: its writable layer goes when it exits.
+  const persist = opts.detach || opts.name !== undefined;
+  const config: ContainerConfig = {
+    id,
+    name: opts.name,
+    image: opts.image,
+    rootfs: image.rootfs,
+    argv: argvToRun,
+    created: new Date().toISOString(),
+    persist,
+    detached: opts.detach,
+    autoRemove: opts.rm,
+    hostname: opts.hostname ?? id.slice(0, 12),
+    opts,
+    process: processConfig(opts, image, id),
+  };
+  const c = withStateLock(() => {
+    if (opts.name !== undefined && listContainers().some((x) => x.config.name === opts.name))
+      throw new GcrError(`the container name "${opts.name}" is already in use`, { hint: `remove it with 'gcr rm ${opts.name}', or choose another name` });
+    return createContainerDir(id, config);
+  });
+  return launch(c, config, image);
+}
+
+/** Run a prepared container dir: `gcr run` and `gcr start` both come here. */
+export async function launch(c: ContainerDir, config: ContainerConfig, image: ResolvedImage): Promise<number> {
+  let keep = false;
   try {
-    return await runContainer(c, opts, image, argvToRun);
+    const code = await runContainer(c, config.opts, image, config.argv, config);
+    keep = config.detached || (config.persist && !config.autoRemove);
+    return code;
   } finally {
-    removeContainerDir(c);
-    debug("run", `removed ${c.dir}`);
+    if (keep) closeContainerDir(c);
+    else {
+      removeContainerDir(c);
+      debug("run", `removed ${c.dir}`);
+    }
   }
+}
+
+/** What a process of this container runs with: also what `gcr exec` repeats. */
+function processConfig(opts: RunOptions, image: ResolvedImage, id: string): ProcessConfig {
+  const rootless = !isRoot();
+  const user = resolveUser(image.rootfs, opts.user);
+  let caps: bigint;
+  try {
+    caps = capabilityMask(opts.capAdd, opts.capDrop);
+  } catch (e) {
+    throw new UsageError((e as Error).message, "run");
+  }
+  const idmap = planIdMapping(rootless, opts.userns);
+  return {
+    env: containerEnv(opts, image, opts.hostname ?? id.slice(0, 12), user.home),
+    cwd: opts.workdir ?? image.config.WorkingDir ?? "/",
+    uid: user.uid,
+    gid: user.gid,
+    additionalGids: user.additionalGids,
+    capabilities: `0x${caps.toString(16)}`,
+    seccomp: opts.seccomp,
+    noNewPrivileges: opts.noNewPrivileges,
+    setgroupsDenied: rootless && !idmap?.helper,
+  };
 }
 
 /** docker's rule: ENTRYPOINT (or --entrypoint) + (COMMAND or the image's CMD). */
@@ -78,14 +137,15 @@ function containerEnv(opts: RunOptions, image: ResolvedImage, hostname: string, 
   return [...env].map(([k, v]) => `${k}=${v}`);
 }
 
-async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedImage, argv: string[]): Promise<number> {
+async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedImage, argv: string[], config: ContainerConfig): Promise<number> {
   const rootless = !isRoot();
   // Resource limits are validated and placed first, so bad flags fail before anything starts.
   const cgroup = prepareCgroup(c.id, opts.cgroup, rootless);
   const idmap = planIdMapping(rootless, opts.userns);
-  const hostname = opts.hostname ?? c.id.slice(0, 12);
-  const user = resolveUser(image.rootfs, opts.user);
-  const env = containerEnv(opts, image, hostname, user.home);
+  const hostname = config.hostname;
+  const proc = config.process;
+  const user = { uid: proc.uid, gid: proc.gid, additionalGids: proc.additionalGids };
+  const env = proc.env;
   const net = networkMode(opts);
   const lower = image.rootfs;
   debug("rootfs", `overlay: lower ${lower} (never written), upper ${c.upper}`);
@@ -114,7 +174,7 @@ async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedIm
     return { ...v, target: prepareMountPoint(lower, c.upper, v.target, kind, { followFinal: true, chown }) };
   });
   const tmpfs = opts.tmpfs.map((t) => prepareMountPoint(lower, c.upper, t, "dir", { followFinal: true, chown }));
-  const workdir = opts.workdir ?? image.config.WorkingDir ?? "/";
+  const workdir = proc.cwd;
   if (workdir !== "/") prepareMountPoint(lower, c.upper, workdir, "dir", { followFinal: true, chown });
   if (idmap && !rootless) {
     // root with --userns=private: the container's root owns its writable layer.
@@ -127,12 +187,7 @@ async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedIm
     // A terminal that reports 0x0 (e.g. under script(1) with no terminal) gets docker's 24x80.
     tty = { rows: (out.isTTY && out.rows) || 24, cols: (out.isTTY && out.columns) || 80 };
   }
-  let caps: bigint;
-  try {
-    caps = capabilityMask(opts.capAdd, opts.capDrop);
-  } catch (e) {
-    throw new UsageError((e as Error).message, "run");
-  }
+  const caps = BigInt(proc.capabilities);
 
   const plan = buildPlan({
     lower,
@@ -141,7 +196,7 @@ async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedIm
     merged: c.merged,
     overlayData: overlayData(lower, c.upper, c.work, idmap !== undefined),
     idmap,
-    setgroupsDenied: rootless && !idmap?.helper,
+    setgroupsDenied: proc.setgroupsDenied,
     hostname,
     files,
     volumes,
@@ -176,17 +231,61 @@ async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedIm
   // Host resources (cgroup, network): each module adds itself here, see resources.ts.
   const resources: ContainerResource[] = [];
   if (cgroup.resource) resources.push(cgroup.resource);
+  // A detached container's resources outlive this gcr: the sweep releases them after exit.
+  let handedOver = false;
   try {
-    return await startAndWait(plan, resources, opts, argv, idmap);
+    if (config.detached) {
+      await startDetached(c, plan, resources, idmap);
+      handedOver = true;
+      return EXIT.ok;
+    }
+    return await startAndWait(plan, resources, opts, argv, idmap, {
+      started: (pid) => writeFileSync(join(c.dir, "pid"), `${pid}\n`),
+      exited: (status) => config.persist && writeExit(c.dir, status),
+    });
   } finally {
-    for (const r of resources.reverse()) await r.release();
+    if (!handedOver) for (const r of resources.reverse()) await r.release();
   }
 }
 
-async function startAndWait(plan: Plan, resources: ContainerResource[], opts: RunOptions, argv: string[], idmap: IdMapping | undefined): Promise<number> {
+/** Start through gcr-monitor, print the id, and leave the container running. */
+async function startDetached(c: ContainerDir, plan: Plan, resources: ContainerResource[], idmap: IdMapping | undefined): Promise<void> {
+  const logFd = openSync(join(c.dir, "ctr.log"), "a", 0o600);
+  let started;
+  try {
+    started = Child.viaMonitor(plan.ops, plan.cloneFlags, stateDir(), join(c.dir, "exit"), logFd, c.lockFd);
+  } finally {
+    closeSync(logFd);
+  }
+  const { child, monitorPid } = started;
+  debug("clone", `gcr-monitor (pid ${monitorPid}) cloned the container: host pid ${child.pid}, namespaces ${namespaceNames(plan.cloneFlags)}`);
+  try {
+    if (idmap) writeIdMaps(child.pid, idmap);
+    for (const r of resources) await r.attach(child.pid);
+  } catch (e) {
+    child.abandon();
+    throw e instanceof GcrError ? e : new GcrError("set up the container", { cause: e });
+  }
+  const result = child.release();
+  if (!result.ok) {
+    const exec = plan.ops.findLast((o) => o.op === "exec");
+    const code = setupFailure(plan.ops, result.op, result.errno, exec?.op === "exec" ? exec.argv[0]! : "");
+    throw new GcrError(`the container did not start (exit code ${code})`, { exitCode: code });
+  }
+  writeFileSync(join(c.dir, "pid"), `${child.pid}\n`);
+  process.stdout.write(`${c.id}\n`);
+}
+
+export interface StartHooks {
+  started?: (pid: number) => void;
+  exited?: (status: WaitStatus) => void;
+}
+
+/** Clone, attach resources, release the child, relay signals and the terminal, wait. */
+export async function startAndWait(plan: Plan, resources: ContainerResource[], opts: { tty: boolean; interactive: boolean }, argv: string[], idmap: IdMapping | undefined, hooks: StartHooks = {}): Promise<number> {
   const child = Child.spawn(plan.ops, plan.cloneFlags, stateDir());
-  debug("clone", `namespaces ${namespaceNames(plan.cloneFlags)}: container process is host pid ${child.pid}, pid 1 inside`);
-  debug("fork", `as pid 1 (host pid ${child.pid}), waiting for the parent's go`);
+  debug("clone", `namespaces ${namespaceNames(plan.cloneFlags) || "(joined, see setns)"}: the new process is host pid ${child.pid}`);
+  if (plan.cloneFlags & CLONE.NEWPID) debug("fork", `as pid 1 (host pid ${child.pid}), waiting for the parent's go`);
 
   // From here on the child exists: whatever happens, it must be reaped.
   const exit = waitForExit(child.pid);
@@ -208,7 +307,9 @@ async function startAndWait(plan: Plan, resources: ContainerResource[], opts: Ru
       return setupFailure(plan.ops, result.op, result.errno, argv[0]!);
     }
     debug("exec", `${JSON.stringify(argv)} started ${(performance.now() - t0).toFixed(1)} ms after the go`);
+    hooks.started?.(child.pid);
     const status = await exit.promise;
+    hooks.exited?.(status);
     if (term) await term.finished();
     for (const r of resources) {
       const why = r.explainExit?.(status);

@@ -2,7 +2,7 @@
 // merged directories and the /etc files gcr provides. The directory is owned by one gcr
 // process, which holds an flock on its "lock" file for as long as it lives; any later gcr
 // command that can take the lock knows the owner is gone (even after SIGKILL) and sweeps it.
-import { closeSync, mkdirSync, openSync, readdirSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { removeTree } from "../fsutil.ts";
 import { debug } from "../log.ts";
@@ -34,7 +34,9 @@ export function onSweep(fn: (id: string) => void): void {
   sweepers.push(fn);
 }
 
-export function createContainerDir(id: string): ContainerDir {
+/** Create and lock a container's directory; `config` (config.json) is in place before it
+ * becomes visible, so a concurrent sweep or name check never sees a half-made container. */
+export function createContainerDir(id: string, config?: object): ContainerDir {
   mkdirSync(containersDir(), { recursive: true, mode: 0o700 });
   // Locked under a hidden name first, then renamed: a concurrent sweep never sees it unlocked.
   const tmp = join(containersDir(), `.new-${id}`);
@@ -42,11 +44,32 @@ export function createContainerDir(id: string): ContainerDir {
   mkdirSync(tmp, { mode: 0o700 });
   const lockFd = openSync(join(tmp, "lock"), "w", 0o600);
   flock(lockFd, LOCK_EX | LOCK_NB);
-  writeFileSync(join(tmp, "owner"), `${process.pid}\n`);
+  if (config) writeFileSync(join(tmp, "config.json"), JSON.stringify(config, null, 2) + "\n", { mode: 0o600 });
   renameSync(tmp, dir);
   const c = { id, dir, upper: join(dir, "upper"), work: join(dir, "work"), merged: join(dir, "merged"), lockFd };
   for (const d of [c.upper, c.work, c.merged]) mkdirSync(d, { mode: 0o755 });
   return c;
+}
+
+/** Lock an existing, stopped container's directory again (gcr start). */
+export function reopenContainerDir(id: string): ContainerDir | undefined {
+  const dir = join(containersDir(), id);
+  const lockFd = openSync(join(dir, "lock"), "r");
+  if (!flock(lockFd, LOCK_EX | LOCK_NB)) {
+    closeSync(lockFd);
+    return undefined;
+  }
+  for (const f of ["exit", "pid", "released"]) rmSync(join(dir, f), { force: true });
+  return { id, dir, upper: join(dir, "upper"), work: join(dir, "work"), merged: join(dir, "merged"), lockFd };
+}
+
+/** Keep the directory (a persistent container), drop our lock on it. */
+export function closeContainerDir(c: ContainerDir): void {
+  try {
+    closeSync(c.lockFd);
+  } catch {
+    // already closed
+  }
 }
 
 export function removeContainerDir(c: ContainerDir): void {
@@ -69,7 +92,28 @@ function ageMs(path: string): number {
   }
 }
 
-/** Remove what dead gcr processes left behind. Cheap when there is nothing: one readdir. */
+/** Release what a container holds outside its directory, then remove the directory. */
+export function removeContainer(id: string): void {
+  for (const s of sweepers) s(id);
+  removeTree(join(containersDir(), id));
+}
+
+/** Whether a container dir belongs to a container that is kept after exit (run -d, --name). */
+function keptAfterExit(dir: string): boolean {
+  try {
+    const c = JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as { persist?: boolean; autoRemove?: boolean };
+    return c.persist === true && c.autoRemove !== true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Tidy up after containers whose owner (gcr, or gcr-monitor for a detached container) is
+ * gone, even by SIGKILL: release their cgroup and network, and remove their directory unless
+ * the container is kept until `gcr rm`. Cheap when there is nothing to do: one readdir and
+ * one flock per container.
+ */
 export function sweepStale(): void {
   let ids: string[];
   try {
@@ -78,6 +122,7 @@ export function sweepStale(): void {
     return;
   }
   for (const id of ids) {
+    if (id === ".lock") continue;
     const dir = join(containersDir(), id);
     let fd: number;
     try {
@@ -89,10 +134,16 @@ export function sweepStale(): void {
       continue;
     }
     try {
-      if (!flock(fd, LOCK_EX | LOCK_NB)) continue; // its gcr is alive
+      if (!flock(fd, LOCK_EX | LOCK_NB)) continue; // its owner is alive
+      if (keptAfterExit(dir)) {
+        if (existsSync(join(dir, "released"))) continue;
+        debug("sweep", `container ${id.slice(0, 12)} ended: releasing its cgroup and network, keeping its files until gcr rm`);
+        for (const s of sweepers) s(id);
+        writeFileSync(join(dir, "released"), "");
+        continue;
+      }
       debug("sweep", `removing leftovers of container ${id.slice(0, 12)} (its gcr process is gone)`);
-      for (const s of sweepers) s(id);
-      removeTree(dir);
+      removeContainer(id);
     } finally {
       closeSync(fd);
     }

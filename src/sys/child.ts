@@ -277,6 +277,39 @@ export class Child {
     return new Child(pid, parentEnd, keep);
   }
 
+  /**
+   * Start a detached container: gcr-monitor (see the end of child.c) becomes its parent, in a
+   * new session, so it outlives this gcr. The monitor inherits the log file as stdout and
+   * stderr and the container's lock (held as long as the monitor lives), clones the container
+   * from the program sent here, and answers with its pid. release() then works as usual.
+   */
+  static viaMonitor(ops: Op[], cloneFlags: number, privateDir: string, exitFile: string, logFd: number, lockFd: number): { child: Child; monitorPid: number } {
+    const lib = compile(privateDir);
+    const monitor = monitorPath(privateDir);
+    const blob = encode(ops);
+    const [parentEnd, childEnd] = socketpair();
+    let proc;
+    try {
+      proc = Bun.spawn([monitor, exitFile], { stdio: ["ignore", logFd, logFd, childEnd, lockFd], env: {} });
+    } finally {
+      close(childEnd);
+    }
+    proc.unref();
+    try {
+      writeAll(parentEnd, new Uint8Array(new BigInt64Array([BigInt(cloneFlags), BigInt(blob.length)]).buffer));
+      writeAll(parentEnd, blob);
+      const out = new Int32Array(4);
+      const n = lib.gcr_recv(parentEnd, ptr(out));
+      if (n < 0) throw new SyscallError("recvmsg", -n, "gcr-monitor socket");
+      if (n === 0 || String.fromCharCode(out[0]!) !== "P") throw new GcrError("gcr-monitor exited before starting the container");
+      if (out[1]! < 0) throw new SyscallError("clone", out[2]!, undefined, namespaceNames(cloneFlags));
+      return { child: new Child(out[1]!, parentEnd, undefined), monitorPid: proc.pid };
+    } catch (e) {
+      close(parentEnd);
+      throw e;
+    }
+  }
+
   /** The child has been reaped: its memory may go. */
   exited(): void {
     this.memory = undefined;
