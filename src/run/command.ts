@@ -1,10 +1,10 @@
 // `gcr run`: resolve the image, prepare the rootfs, build the plan, clone the container
 // process, give it its id maps (and cgroup), let it run its setup, relay signals and the
 // terminal, wait, clean up, and exit with the container's code.
-import { closeSync, existsSync, openSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { EXIT, GcrError, SyscallError, UsageError, errnoName } from "../errors.ts";
-import { debug, isDebug, warn } from "../log.ts";
+import { debug, isDebug } from "../log.ts";
 import { isRoot, stateDir } from "../paths.ts";
 import { Child, CLONE, describeOp, namespaceNames, type Op } from "../sys/child.ts";
 import { kill, waitpidNoHang, type WaitStatus } from "../sys/libc.ts";
@@ -14,6 +14,7 @@ import { resolveImage, resolveUser, type ResolvedImage } from "./image.ts";
 import { parseRunArgs, runHelp, type RunOptions } from "./options.ts";
 import { buildPlan, DEFAULT_PATH, type Plan } from "./plan.ts";
 import { prepareCgroup } from "./cgroups/resource.ts";
+import { planNetwork } from "./network/index.ts";
 import type { ContainerResource } from "./resources.ts";
 import { overlayData, prepareMountPoint } from "./rootfs.ts";
 import { capabilityMask, capNames, defaultSeccompFilter } from "./security.ts";
@@ -111,16 +112,6 @@ export function containerArgv(opts: RunOptions, image: ResolvedImage): string[] 
   return argv;
 }
 
-function networkMode(opts: RunOptions): "none" | "host" {
-  const n = opts.network ?? "none";
-  if (n === "none" || n === "host") return n;
-  if (n === "bridge" || n === "default") {
-    warn(`--network ${n} is not supported yet; using none (loopback only)`);
-    return "none";
-  }
-  throw new UsageError(`invalid --network '${n}': use none, host or bridge`, "run");
-}
-
 function containerEnv(opts: RunOptions, image: ResolvedImage, hostname: string, home: string | undefined): string[] {
   // Later entries win, as in docker: defaults, then the image's Env, then -e / --env-file.
   const env = new Map<string, string>();
@@ -146,7 +137,7 @@ async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedIm
   const proc = config.process;
   const user = { uid: proc.uid, gid: proc.gid, additionalGids: proc.additionalGids };
   const env = proc.env;
-  const net = networkMode(opts);
+  const net = planNetwork(opts, c, hostname);
   const lower = image.rootfs;
   debug("rootfs", `overlay: lower ${lower} (never written), upper ${c.upper}`);
 
@@ -156,8 +147,8 @@ async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedIm
   for (const p of ["/proc", "/sys", "/dev"]) system(p);
   const files = [
     ["/etc/hostname", `${hostname}\n`],
-    ["/etc/hosts", hostsFile(hostname)],
-    ["/etc/resolv.conf", resolvConf()],
+    ["/etc/hosts", net.hosts],
+    ["/etc/resolv.conf", net.resolvConf],
   ].map(([target, content]) => {
     const source = join(c.dir, target!.slice("/etc/".length));
     writeFileSync(source, content!, { mode: 0o644 });
@@ -202,7 +193,7 @@ async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedIm
     volumes,
     tmpfs,
     readOnly: opts.readOnly,
-    newNetwork: net !== "host",
+    newNetwork: net.newNetwork,
     cgroupNamespace: true,
     cgroupMounts: cgroup.mounts,
     workdir,
@@ -231,6 +222,7 @@ async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedIm
   // Host resources (cgroup, network): each module adds itself here, see resources.ts.
   const resources: ContainerResource[] = [];
   if (cgroup.resource) resources.push(cgroup.resource);
+  if (net.resource) resources.push(net.resource);
   // A detached container's resources outlive this gcr: the sweep releases them after exit.
   let handedOver = false;
   try {
@@ -394,19 +386,6 @@ function relaySignals(pid: number, tty: boolean): { stop: () => void } {
     handlers.push([sig, h]);
   }
   return { stop: () => handlers.forEach(([s, h]) => process.off(s, h)) };
-}
-
-function hostsFile(hostname: string): string {
-  return `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`;
-}
-
-/** The host's resolver configuration, as docker copies it. */
-function resolvConf(): string {
-  try {
-    return readFileSync("/etc/resolv.conf", "utf8");
-  } catch {
-    return "";
-  }
 }
 
 const STAGE: Partial<Record<Op["op"], string>> = {
