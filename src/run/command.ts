@@ -1,7 +1,7 @@
 // `gcr run`: resolve the image, prepare the rootfs, build the plan, clone the container
 // process, give it its id maps (and cgroup), let it run its setup, relay signals and the
 // terminal, wait, clean up, and exit with the container's code.
-import { closeSync, existsSync, openSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { EXIT, GcrError, SyscallError, UsageError, errnoName } from "../errors.ts";
 import { debug, isDebug } from "../log.ts";
@@ -17,7 +17,7 @@ import { prepareCgroup } from "./cgroups/resource.ts";
 import { planNetwork } from "./network/index.ts";
 import type { ContainerResource } from "./resources.ts";
 import { overlayData, prepareMountPoint } from "./rootfs.ts";
-import { capabilityMask, capNames, defaultSeccompFilter } from "./security.ts";
+import { boundingSet, capabilityMask, capNames, defaultSeccompFilter } from "./security.ts";
 import { listContainers, withStateLock, writeExit, type ContainerConfig, type ProcessConfig } from "./state.ts";
 import { sweep } from "./sweep.ts";
 import { startTerminal } from "./terminal.ts";
@@ -85,7 +85,7 @@ function processConfig(opts: RunOptions, image: ResolvedImage, id: string): Proc
   const user = resolveUser(image.rootfs, opts.user);
   let caps: bigint;
   try {
-    caps = capabilityMask(opts.capAdd, opts.capDrop);
+    caps = capabilityMask(opts.capAdd, opts.capDrop) & boundingSet(readFileSync("/proc/self/status", "utf8"));
   } catch (e) {
     throw new UsageError((e as Error).message, "run");
   }

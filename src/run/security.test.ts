@@ -1,6 +1,6 @@
 // Capability masks and the seccomp program, decoded back from its bytes.
 import { describe, expect, test } from "bun:test";
-import { BLOCKED_SYSCALLS, CAPS, capabilityMask, capNames, defaultSeccompFilter } from "./security.ts";
+import { BLOCKED_SYSCALLS, boundingSet, CAPS, capabilityMask, capNames, defaultSeccompFilter } from "./security.ts";
 
 describe("capabilityMask", () => {
   test("docker's default set is 0xa80425fb", () => {
@@ -48,5 +48,14 @@ describe("default seccomp filter", () => {
   test("ends in returns only: allow, EPERM, ENOSYS", () => {
     expect(insns.slice(-3).map((x) => [x.code, x.k])).toEqual([[RET, 0x7fff0000], [RET, 0x00050001], [RET, 0x00050026]]);
     expect(insns.length).toBeLessThan(4096);
+  });
+});
+
+describe("bounding set", () => {
+  test("CapBnd from /proc/self/status limits what --cap-add ALL can give", () => {
+    const bnd = boundingSet("Name:\tgcr\nCapBnd:\t000001fffeffffff\n");
+    expect(bnd).toBe(0x1fffeffffffn);
+    expect(capabilityMask(["ALL"], []) & bnd).toBe(0x1fffeffffffn);
+    expect((capabilityMask(["ALL"], []) & bnd) & (1n << 24n)).toBe(0n); // SYS_RESOURCE
   });
 });

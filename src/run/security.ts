@@ -33,6 +33,13 @@ export function capabilityMask(add: string[], drop: string[]): bigint {
   return mask;
 }
 
+/** The capabilities gcr itself can pass on: its bounding set (a container can never hold
+ * more; e.g. --cap-add ALL on a host whose bounding set lacks CAP_SYS_RESOURCE). */
+export function boundingSet(statusText: string): bigint {
+  const m = /^CapBnd:\s*([0-9a-f]+)$/m.exec(statusText);
+  return m ? BigInt(`0x${m[1]}`) : (1n << BigInt(CAPS.length)) - 1n;
+}
+
 export function capNames(mask: bigint): string[] {
   return CAPS.filter((_, i) => mask & (1n << BigInt(i)));
 }
