@@ -13,10 +13,9 @@
 // Names and digests reaching a path are validated first (IMAGE_NAME, parseDigest; S01/S02).
 import {
   chmodSync,
-  closeSync,
   existsSync,
+  linkSync,
   mkdirSync,
-  openSync,
   readdirSync,
   readFileSync,
   renameSync,
@@ -24,7 +23,6 @@ import {
   statSync,
   unlinkSync,
   writeFileSync,
-  writeSync,
 } from "node:fs";
 import { join } from "node:path";
 import { GcrError } from "./errors.ts";
@@ -258,9 +256,15 @@ export async function lockName(name: string, onWait?: (pid: number) => void): Pr
   let told = false;
   for (;;) {
     try {
-      const fd = openSync(path, "wx", 0o600);
-      writeSync(fd, String(process.pid));
-      closeSync(fd);
+      // Write the pid first, then link(2) it into place: the lock never exists without its
+      // holder's pid, so a waiter cannot mistake a half-written lock for a stale one.
+      const tmp = `${path}.${process.pid}`;
+      writeFileSync(tmp, String(process.pid), { mode: 0o600 });
+      try {
+        linkSync(tmp, path);
+      } finally {
+        unlinkSync(tmp);
+      }
       return () => {
         try {
           if (readFileSync(path, "utf8") === String(process.pid)) unlinkSync(path);
