@@ -276,7 +276,8 @@ export interface StartHooks {
 /** Clone, attach resources, release the child, relay signals and the terminal, wait. */
 export async function startAndWait(plan: Plan, resources: ContainerResource[], opts: { tty: boolean; interactive: boolean }, argv: string[], idmap: IdMapping | undefined, hooks: StartHooks = {}): Promise<number> {
   const child = Child.spawn(plan.ops, plan.cloneFlags, stateDir());
-  debug("clone", `namespaces ${namespaceNames(plan.cloneFlags) || "(joined, see setns)"}: the new process is host pid ${child.pid}`);
+  if (plan.cloneFlags & CLONE.NEWPID) debug("clone", `namespaces ${namespaceNames(plan.cloneFlags)}: container process is host pid ${child.pid}, pid 1 inside`);
+  else debug("clone", `exec process is host pid ${child.pid}; it joins the container's namespaces with setns`);
   if (plan.cloneFlags & CLONE.NEWPID) debug("fork", `as pid 1 (host pid ${child.pid}), waiting for the parent's go`);
 
   // From here on the child exists: whatever happens, it must be reaped.

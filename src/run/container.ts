@@ -122,7 +122,6 @@ export function sweepStale(): void {
     return;
   }
   for (const id of ids) {
-    if (id === ".lock") continue;
     const dir = join(containersDir(), id);
     let fd: number;
     try {

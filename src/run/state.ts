@@ -156,7 +156,7 @@ export function findContainer(ref: string): ContainerInfo {
 /** Serialise name checks and creation across concurrent gcr processes. */
 export function withStateLock<T>(fn: () => T): T {
   mkdirSync(containersDir(), { recursive: true, mode: 0o700 });
-  const fd = openSync(join(containersDir(), ".lock"), "a", 0o600);
+  const fd = openSync(join(containersDir(), "..", "containers.lock"), "a", 0o600);
   try {
     flock(fd, LOCK_EX);
     return fn();
