@@ -6,7 +6,7 @@
 //   host        the host's netns
 //   bridge      root's default: gcr0 + veth + NAT (bridge.ts), -p via a proxy in gcr
 //   slirp4netns rootless default when installed, else pasta, else none (rootless.ts)
-import { existsSync, readFileSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { UsageError } from "../../errors.ts";
 import { debug, warn } from "../../log.ts";
@@ -29,7 +29,13 @@ export interface NetworkRequest {
 }
 
 /** Pure: `--network` + `-p` -> what was asked for; `undefined` network means the default. */
-export function parseNetwork(network: string | undefined, publish: string[], root: boolean, installed: (d: RootlessDriver) => boolean): NetworkRequest {
+export function parseNetwork(
+  network: string | undefined,
+  publish: string[],
+  root: boolean,
+  installed: (d: RootlessDriver) => boolean,
+  tunOk: () => boolean = () => true,
+): NetworkRequest {
   const ports = publish.map(parsePublish);
   const [name = "", ...optList] = (network ?? "").split(":");
   let allowHostLoopback = false;
@@ -40,10 +46,13 @@ export function parseNetwork(network: string | undefined, publish: string[], roo
   let mode: NetworkMode;
   if (network === undefined || name === "default") {
     if (root) mode = "bridge";
-    else if (installed("slirp4netns")) mode = "slirp4netns";
+    else if (!tunOk()) {
+      notice("rootless networking needs /dev/net/tun to be readable and writable by you (it is not here); containers get --network none (loopback only)");
+      mode = "none";
+    } else if (installed("slirp4netns")) mode = "slirp4netns";
     else if (installed("pasta")) mode = "pasta";
     else {
-      warn("rootless networking needs slirp4netns or pasta (apt install slirp4netns); this container gets --network none (loopback only)");
+      notice("rootless networking needs slirp4netns or pasta (apt install slirp4netns); containers get --network none (loopback only)");
       mode = "none";
     }
   } else if (name === "none" || name === "host" || name === "bridge" || name === "slirp4netns" || name === "pasta") mode = name;
@@ -68,6 +77,30 @@ export interface NetworkPlan {
   resource?: ContainerResource;
 }
 
+/** A warning given once per state directory (a marker file), then only narrated with --debug. */
+function notice(msg: string): void {
+  const marker = join(stateDir(), "network-notice");
+  debug("net", msg);
+  if (existsSync(marker)) return;
+  warn(msg);
+  try {
+    mkdirSync(stateDir(), { recursive: true, mode: 0o700 });
+    writeFileSync(marker, `${msg}\n`);
+  } catch {
+    // shown again next time; harmless
+  }
+}
+
+/** slirp4netns and pasta both open /dev/net/tun as the calling user (some hosts make it 0600). */
+export function tunUsable(): boolean {
+  try {
+    accessSync("/dev/net/tun", constants.R_OK | constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function readHost(path: string): string {
   try {
     return readFileSync(path, "utf8");
@@ -78,7 +111,7 @@ function readHost(path: string): string {
 
 /** For command.ts: the container's network. `dir` is its container directory (container.ts). */
 export function planNetwork(opts: { network?: string; publish: string[] }, c: { id: string; dir: string }, hostname: string): NetworkPlan {
-  const req = parseNetwork(opts.network, opts.publish, isRoot(), (d) => findDriver(d) !== undefined);
+  const req = parseNetwork(opts.network, opts.publish, isRoot(), (d) => findDriver(d) !== undefined, tunUsable);
   debug("net", `network mode ${req.mode}${req.publish.length ? `, publishing ${opts.publish.join(" ")}` : ""}`);
   const hostResolv = readHost("/etc/resolv.conf");
   switch (req.mode) {

@@ -13,9 +13,14 @@ interface Side {
   peer?: Socket<Side>;
   /** Bytes waiting for the peer to become writable (or to connect). */
   queue: Uint8Array[];
+  /** This side sent FIN; once its queue is flushed the FIN is passed on (half-close). */
   ended: boolean;
+  finForwarded: boolean;
 }
 
+const side = (peer?: Socket<Side>): Side => ({ peer, queue: [], ended: false, finForwarded: false });
+
+/** Move what `from` queued to `to`; pass on a half-close (clients such as nc send FIN first). */
 function pump(to: Socket<Side> | undefined, from: Side, chunk?: Uint8Array): void {
   if (chunk) from.queue.push(chunk);
   if (!to) return;
@@ -28,7 +33,15 @@ function pump(to: Socket<Side> | undefined, from: Side, chunk?: Uint8Array): voi
     }
     from.queue.shift();
   }
-  if (from.ended) to.end();
+  if (from.ended && !from.finForwarded) {
+    from.finForwarded = true;
+    to.shutdown();
+    // Both directions done: close both sockets.
+    if (to.data.finForwarded) {
+      to.end();
+      to.data.peer?.end();
+    }
+  }
 }
 
 export interface Proxy {
@@ -92,15 +105,17 @@ function listenTcp(m: PortMapping, target: string, conns: Set<Socket<Side>>): TC
     return Bun.listen<Side>({
       hostname: m.hostIp,
       port: m.hostPort,
+      allowHalfOpen: true,
       socket: {
         ...handlers,
         open(client) {
-          client.data = { queue: [], ended: false };
+          client.data = side();
           conns.add(client);
           Bun.connect<Side>({
             hostname: target,
             port: m.containerPort,
-            data: { queue: [], ended: false, peer: client },
+            data: side(client),
+            allowHalfOpen: true,
             socket: {
               ...handlers,
               open(up) {

@@ -64,8 +64,9 @@ export class SlirpNetwork implements ContainerResource {
       }
       if (n > 0) break;
       if (n === 0 || p.exitCode !== null) {
-        const err = await new Response(p.stderr as ReadableStream).text();
-        throw new GcrError(`network: slirp4netns failed: ${err.trim().split("\n").at(-1) ?? "exited"}`);
+        const err = (await new Response(p.stderr as ReadableStream).text()).trim().split("\n").join("; ");
+        const hint = err.includes("/dev/net/tun") ? "slirp4netns opens /dev/net/tun as you: it must be mode 0666 (chmod 0666 /dev/net/tun), or use --network none" : undefined;
+        throw new GcrError(`network: slirp4netns failed: ${err || "exited"}`, { hint });
       }
       if (performance.now() - t0 > 10_000) throw new GcrError("network: slirp4netns did not get ready within 10 s");
       await sleep(2);
