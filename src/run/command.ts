@@ -1,8 +1,8 @@
 // `gcr run`: resolve the image, prepare the rootfs, build the plan, clone the container
 // process, give it its id maps (and cgroup), let it run its setup, relay signals and the
 // terminal, wait, clean up, and exit with the container's code.
-import { closeSync, existsSync, openSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { chmodSync, chownSync, closeSync, existsSync, openSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { EXIT, GcrError, SyscallError, UsageError, errnoName } from "../errors.ts";
 import { debug, isDebug } from "../log.ts";
 import { isRoot, stateDir } from "../paths.ts";
@@ -16,7 +16,7 @@ import { buildPlan, DEFAULT_PATH, type Plan } from "./plan.ts";
 import { prepareCgroup } from "./cgroups/resource.ts";
 import { planNetwork } from "./network/index.ts";
 import type { ContainerResource } from "./resources.ts";
-import { overlayData, prepareMountPoint } from "./rootfs.ts";
+import { overlayData, prepareMountPoint, writeInUpper, type UpperOwner } from "./rootfs.ts";
 import { boundingSet, capabilityMask, capNames, defaultSeccompFilter } from "./security.ts";
 import { listContainers, withStateLock, writeExit, type ContainerConfig, type ProcessConfig } from "./state.ts";
 import { sweep } from "./sweep.ts";
@@ -142,18 +142,16 @@ async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedIm
   debug("rootfs", `overlay: lower ${lower} (never written), upper ${c.upper}`);
 
   // Mount points, prepared in the upper layer (see rootfs.ts for why).
-  const chown = isRoot() && !idmap;
-  const system = (p: string) => prepareMountPoint(lower, c.upper, p, "dir", { followFinal: false, chown });
+  // What gcr creates in the upper layer belongs to the container's root.
+  const owner: UpperOwner = rootless ? "none" : idmap ? { uid: idmap.uids[0]!.outside, gid: idmap.gids[0]!.outside } : "copy";
+  const system = (p: string) => prepareMountPoint(lower, c.upper, p, "dir", { followFinal: false, owner });
   for (const p of ["/proc", "/sys", "/dev"]) system(p);
-  const files = [
+  // The container's own /etc/hostname, hosts and resolv.conf, written into its upper layer.
+  for (const [target, content] of [
     ["/etc/hostname", `${hostname}\n`],
     ["/etc/hosts", net.hosts],
     ["/etc/resolv.conf", net.resolvConf],
-  ].map(([target, content]) => {
-    const source = join(c.dir, target!.slice("/etc/".length));
-    writeFileSync(source, content!, { mode: 0o644 });
-    return { target: prepareMountPoint(lower, c.upper, target!, "file", { followFinal: false, chown }), source };
-  });
+  ] as const) writeInUpper(lower, c.upper, target, content, { owner });
   const volumes = opts.volumes.map((v) => {
     let st;
     try {
@@ -162,14 +160,17 @@ async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedIm
       throw new GcrError(`volume ${v.source}: no such file or directory on the host`);
     }
     const kind = st.isDirectory() ? "dir" : "file";
-    return { ...v, target: prepareMountPoint(lower, c.upper, v.target, kind, { followFinal: true, chown }) };
+    return { ...v, target: prepareMountPoint(lower, c.upper, v.target, kind, { followFinal: true, owner }) };
   });
-  const tmpfs = opts.tmpfs.map((t) => prepareMountPoint(lower, c.upper, t, "dir", { followFinal: true, chown }));
+  const tmpfs = opts.tmpfs.map((t) => prepareMountPoint(lower, c.upper, t, "dir", { followFinal: true, owner }));
   const workdir = proc.cwd;
-  if (workdir !== "/") prepareMountPoint(lower, c.upper, workdir, "dir", { followFinal: true, chown });
+  if (workdir !== "/") prepareMountPoint(lower, c.upper, workdir, "dir", { followFinal: true, owner });
   if (idmap && !rootless) {
     // root with --userns=private: the container's root owns its writable layer.
-    for (const d of [c.upper, c.work]) Bun.spawnSync(["chown", `${idmap.uids[0]!.outside}:${idmap.gids[0]!.outside}`, d]);
+    // It must also reach its files: the container dir becomes traversable (not listable).
+    const [uid, gid] = [idmap.uids[0]!.outside, idmap.gids[0]!.outside];
+    for (const d of [stateDir(), dirname(c.dir), c.dir]) chmodSync(d, 0o711);
+    for (const d of [c.upper, c.work, c.merged]) chownSync(d, uid, gid);
   }
 
   let tty: { rows: number; cols: number } | undefined;
@@ -188,8 +189,9 @@ async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedIm
     overlayData: overlayData(lower, c.upper, c.work, idmap !== undefined),
     idmap,
     setgroupsDenied: proc.setgroupsDenied,
+    becomeRoot: idmap !== undefined && !rootless,
     hostname,
-    files,
+    files: [],
     volumes,
     tmpfs,
     readOnly: opts.readOnly,

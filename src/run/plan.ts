@@ -14,6 +14,8 @@ export interface PlanInput {
   merged: string;
   overlayData: string;
   idmap?: IdMapping;
+  /** root with --userns=private: setresuid(0) inside the new user namespace first. */
+  becomeRoot?: boolean;
   /** A rootless single-id user namespace denies setgroups(2) (user_namespaces(7)). */
   setgroupsDenied: boolean;
   hostname: string;
@@ -68,6 +70,9 @@ export function buildPlan(p: PlanInput): Plan {
   if (p.newNetwork) cloneFlags |= CLONE.NEWNET;
   if (p.idmap) cloneFlags |= CLONE.NEWUSER;
 
+  // 0. root with --userns=private: become the namespace's root (host uid/gid of the map) right
+  // away, so the overlay and every file gcr prepared are used with the container's identity.
+  if (p.idmap && p.becomeRoot) ops.push({ op: "setid", uid: 0, gid: 0 });
   // 1. Nothing mounted from here on may propagate back to the host.
   ops.push({ op: "mount", src: null, dst: "/", fstype: null, flags: MS.REC | MS.PRIVATE });
   // 2. The copy-on-write root. nodev: device nodes shipped in the image cannot be opened.

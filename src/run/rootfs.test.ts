@@ -1,9 +1,9 @@
 // In-root path resolution and mount-point preparation against hostile trees on a temp dir.
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { overlayData, prepareMountPoint, resolveInRoot } from "./rootfs.ts";
+import { overlayData, prepareMountPoint, resolveInRoot, writeInUpper } from "./rootfs.ts";
 
 const base = mkdtempSync(join(tmpdir(), "gcr-rootfs-unit-"));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
@@ -51,10 +51,10 @@ describe("prepareMountPoint", () => {
     mkdirSync(outsider);
     symlinkSync(outsider, join(lower, "data"));
     const etcBefore = readdirSync("/etc").length;
-    expect(prepareMountPoint(lower, upper, "/proc", "dir", { followFinal: false, chown: false })).toBe("/proc");
+    expect(prepareMountPoint(lower, upper, "/proc", "dir", { followFinal: false, owner: "none" })).toBe("/proc");
     expect(lstatSync(join(upper, "proc")).isDirectory()).toBe(true);
     // A volume target through an absolute link to a host path stays inside the root.
-    const target = prepareMountPoint(lower, upper, "/data/vol", "dir", { followFinal: true, chown: false });
+    const target = prepareMountPoint(lower, upper, "/data/vol", "dir", { followFinal: true, owner: "none" });
     expect(target).toBe(`${outsider}/vol`);
     expect(lstatSync(join(upper, outsider, "vol")).isDirectory()).toBe(true);
     expect(readdirSync(outsider)).toEqual([]);
@@ -66,15 +66,33 @@ describe("prepareMountPoint", () => {
     const lower = tree("plain-lower");
     const upper = join(base, "plain-upper");
     mkdirSync(upper);
-    expect(prepareMountPoint(lower, upper, "/etc", "dir", { followFinal: true, chown: false })).toBe("/etc");
-    expect(prepareMountPoint(lower, upper, "/etc/passwd", "file", { followFinal: false, chown: false })).toBe("/etc/passwd");
+    expect(prepareMountPoint(lower, upper, "/etc", "dir", { followFinal: true, owner: "none" })).toBe("/etc");
+    expect(prepareMountPoint(lower, upper, "/etc/passwd", "file", { followFinal: false, owner: "none" })).toBe("/etc/passwd");
     expect(readdirSync(upper)).toEqual([]);
-    prepareMountPoint(lower, upper, "/etc/hosts", "file", { followFinal: false, chown: false });
+    prepareMountPoint(lower, upper, "/etc/hosts", "file", { followFinal: false, owner: "none" });
     expect(lstatSync(join(upper, "etc/hosts")).isFile()).toBe(true);
   });
 
   test("overlayData refuses separators overlayfs would split on", () => {
     expect(overlayData("/a", "/b", "/c", true)).toBe("lowerdir=/a,upperdir=/b,workdir=/c,userxattr");
     expect(() => overlayData("/a,b", "/b", "/c", false)).toThrow(/overlayfs/);
+  });
+});
+
+describe("writeInUpper", () => {
+  test("hides a hostile symlink in the image with the container's own file, nothing outside changes", () => {
+    const base = mkdtempSync(join(tmpdir(), "gcr-wiu-"));
+    const lower = join(base, "lower");
+    const upper = join(base, "upper");
+    const victim = join(base, "victim");
+    mkdirSync(join(lower, "etc"), { recursive: true });
+    mkdirSync(upper);
+    writeFileSync(victim, "host file\n");
+    symlinkSync(victim, join(lower, "etc", "hosts"));
+    expect(writeInUpper(lower, upper, "/etc/hosts", "127.0.0.1 localhost\n", { owner: "none" })).toBe("/etc/hosts");
+    expect(readFileSync(join(upper, "etc", "hosts"), "utf8")).toBe("127.0.0.1 localhost\n");
+    expect(lstatSync(join(upper, "etc", "hosts")).isFile()).toBe(true);
+    expect(readFileSync(victim, "utf8")).toBe("host file\n");
+    rmSync(base, { recursive: true, force: true });
   });
 });

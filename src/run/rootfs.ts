@@ -8,8 +8,8 @@
 // created in the upper layer. A directory in upper hides a non-directory of the same name in
 // lower, so after this step every mount target in the merged view is a real directory or
 // file, and the kernel follows no symlink when gcr mounts on it.
-import { chmodSync, lstatSync, mkdirSync, readlinkSync, writeFileSync, chownSync, type Stats } from "node:fs";
-import { join } from "node:path";
+import { chmodSync, lstatSync, rmSync, mkdirSync, readlinkSync, writeFileSync, chownSync, type Stats } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { GcrError } from "../errors.ts";
 
 const MAX_LINKS = 40; // as the kernel's MAXSYMLINKS
@@ -60,7 +60,21 @@ export function resolveInRoot(root: string, path: string, followFinal = true): {
  * lower's owner and mode, so the merged view keeps them as they were.
  * Returns the in-root path to mount on (symlinks resolved).
  */
-export function prepareMountPoint(lower: string, upper: string, path: string, kind: "dir" | "file", opts: { followFinal: boolean; chown: boolean }): string {
+/**
+ * Who owns what gcr creates in the upper layer: "copy" (root, no user namespace: parent dirs
+ * keep lower's owner, new entries are root's), "none" (rootless: the caller, who is the
+ * container's root), or the host ids of the container's root (root with --userns=private).
+ */
+export type UpperOwner = "copy" | "none" | { uid: number; gid: number };
+
+function own(path: string, owner: UpperOwner, lowerSt?: Stats): void {
+  if (owner === "none") return;
+  if (owner === "copy") {
+    if (lowerSt) chownSync(path, lowerSt.uid, lowerSt.gid);
+  } else chownSync(path, owner.uid, owner.gid);
+}
+
+export function prepareMountPoint(lower: string, upper: string, path: string, kind: "dir" | "file", opts: { followFinal: boolean; owner: UpperOwner }): string {
   const { resolved } = resolveInRoot(lower, path, opts.followFinal);
   const parts = resolved.split("/").filter(Boolean);
   const typeOk = (st: Stats | undefined, last: boolean) =>
@@ -76,11 +90,39 @@ export function prepareMountPoint(lower: string, upper: string, path: string, ki
       const st = lstatSync(join(lower, ...parts.slice(0, i + 1)));
       mkdirSync(up);
       chmodSync(up, st.mode & 0o7777); // not through mkdir's mode, which the umask trims
-      if (opts.chown) chownSync(up, st.uid, st.gid);
-    } else if (last && kind === "file") writeFileSync(up, "", { mode: 0o644 });
-    else mkdirSync(up, { mode: 0o755 });
+      own(up, opts.owner, st);
+    } else {
+      if (last && kind === "file") writeFileSync(up, "", { mode: 0o644 });
+      else mkdirSync(up, { mode: 0o755 });
+      own(up, opts.owner);
+    }
   }
   return resolved;
+}
+
+/**
+ * Give the container its own copy of a small file (/etc/hostname, hosts, resolv.conf) by
+ * writing it into the upper layer, where it hides whatever the image has at that path (a file
+ * or a hostile symlink). The parent directory is resolved inside the image and recreated in
+ * upper with lower's owner and mode. No bind mount is needed, so nothing on the host side has
+ * to be reachable by the container's user (root with --userns=private, rootless).
+ */
+export function writeInUpper(lower: string, upper: string, path: string, content: string, opts: { owner: UpperOwner }): string {
+  const parent = prepareMountPoint(lower, upper, dirname(path), "dir", { followFinal: true, owner: opts.owner });
+  const parts = parent.split("/").filter(Boolean);
+  for (let i = 0; i < parts.length; i++) {
+    const up = join(upper, ...parts.slice(0, i + 1));
+    if (lstatOrUndefined(up)) continue;
+    const st = lstatSync(join(lower, ...parts.slice(0, i + 1)));
+    mkdirSync(up);
+    chmodSync(up, st.mode & 0o7777);
+    own(up, opts.owner, st);
+  }
+  const file = join(upper, ...parts, basename(path));
+  rmSync(file, { force: true, recursive: true });
+  writeFileSync(file, content, { mode: 0o644 });
+  own(file, opts.owner);
+  return (parent === "/" ? "" : parent) + "/" + basename(path);
 }
 
 /** overlayfs mount data. The option parser splits on "," and ":" so those are refused. */

@@ -72,6 +72,24 @@ describe("isolation (the seed's five demos)", () => {
     expect(hostOnly.length).toBeGreaterThan(0);
     for (const m of hostOnly) expect(points).not.toContain(m);
   });
+
+  test.if(skipReason(isRoot, "--userns=private is a root option (rootless always has a user namespace)"))(
+    "user, as root: --userns=private maps the container's root to an unprivileged host range",
+    async () => {
+      const vol = join(fx.base, "userns-vol");
+      mkdirSync(vol, { recursive: true });
+      Bun.spawnSync(["chown", "100000:100000", vol]);
+      const o = await out(["--userns=private", "-v", `${vol}:/vol`, fx.rootfs, "sh", "-c", "id -u; cat /proc/self/uid_map; cat /etc/hostname; echo hi > /vol/f"]);
+      const [uid, map, host] = o.trim().split("\n");
+      expect(uid).toBe("0");
+      expect(map!.trim().split(/\s+/)).toEqual(["0", "100000", "65536"]);
+      expect(host).toMatch(/^[0-9a-f]{12}$/);
+      // What the container's root writes is owned by the mapped host uid, not by host root.
+      expect(Bun.spawnSync(["stat", "-c", "%u", join(vol, "f")]).stdout.toString().trim()).toBe("100000");
+      // Without the option, as docker: no user namespace.
+      expect((await out([fx.rootfs, "cat", "/proc/self/uid_map"])).trim().split(/\s+/)).toEqual(["0", "0", "4294967295"]);
+    },
+  );
 });
 
 describe("filesystem", () => {
