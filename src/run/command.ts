@@ -16,7 +16,7 @@ import { buildPlan, DEFAULT_PATH, type Plan } from "./plan.ts";
 import { prepareCgroup } from "./cgroups/resource.ts";
 import { planNetwork } from "./network/index.ts";
 import type { ContainerResource } from "./resources.ts";
-import { overlayData, prepareMountPoint, writeInUpper, type UpperOwner } from "./rootfs.ts";
+import { linkIntoUpper, overlayData, prepareMountPoint, type UpperOwner } from "./rootfs.ts";
 import { boundingSet, capabilityMask, capNames, defaultSeccompFilter } from "./security.ts";
 import { listContainers, withStateLock, writeExit, type ContainerConfig, type ProcessConfig } from "./state.ts";
 import { sweep } from "./sweep.ts";
@@ -146,12 +146,16 @@ async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedIm
   const owner: UpperOwner = rootless ? "none" : idmap ? { uid: idmap.uids[0]!.outside, gid: idmap.gids[0]!.outside } : "copy";
   const system = (p: string) => prepareMountPoint(lower, c.upper, p, "dir", { followFinal: false, owner });
   for (const p of ["/proc", "/sys", "/dev"]) system(p);
-  // The container's own /etc/hostname, hosts and resolv.conf, written into its upper layer.
+  // The container's own /etc/hostname, hosts and resolv.conf, linked into its upper layer.
   for (const [target, content] of [
     ["/etc/hostname", `${hostname}\n`],
     ["/etc/hosts", net.hosts],
     ["/etc/resolv.conf", net.resolvConf],
-  ] as const) writeInUpper(lower, c.upper, target, content, { owner });
+  ] as const) {
+    const source = join(c.dir, target.slice("/etc/".length));
+    writeFileSync(source, content, { mode: 0o644 });
+    linkIntoUpper(lower, c.upper, target, source, { owner });
+  }
   const volumes = opts.volumes.map((v) => {
     let st;
     try {

@@ -3,7 +3,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { overlayData, prepareMountPoint, resolveInRoot, writeInUpper } from "./rootfs.ts";
+import { linkIntoUpper, overlayData, prepareMountPoint, resolveInRoot } from "./rootfs.ts";
 
 const base = mkdtempSync(join(tmpdir(), "gcr-rootfs-unit-"));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
@@ -79,7 +79,7 @@ describe("prepareMountPoint", () => {
   });
 });
 
-describe("writeInUpper", () => {
+describe("linkIntoUpper", () => {
   test("hides a hostile symlink in the image with the container's own file, nothing outside changes", () => {
     const base = mkdtempSync(join(tmpdir(), "gcr-wiu-"));
     const lower = join(base, "lower");
@@ -89,8 +89,13 @@ describe("writeInUpper", () => {
     mkdirSync(upper);
     writeFileSync(victim, "host file\n");
     symlinkSync(victim, join(lower, "etc", "hosts"));
-    expect(writeInUpper(lower, upper, "/etc/hosts", "127.0.0.1 localhost\n", { owner: "none" })).toBe("/etc/hosts");
+    const source = join(base, "hosts");
+    writeFileSync(source, "127.0.0.1 localhost\n");
+    expect(linkIntoUpper(lower, upper, "/etc/hosts", source, { owner: "none" })).toBe("/etc/hosts");
     expect(readFileSync(join(upper, "etc", "hosts"), "utf8")).toBe("127.0.0.1 localhost\n");
+    // Rewriting the source in place (as the bridge does with the container's address) shows through.
+    writeFileSync(source, "10.88.0.2 box\n");
+    expect(readFileSync(join(upper, "etc", "hosts"), "utf8")).toBe("10.88.0.2 box\n");
     expect(lstatSync(join(upper, "etc", "hosts")).isFile()).toBe(true);
     expect(readFileSync(victim, "utf8")).toBe("host file\n");
     rmSync(base, { recursive: true, force: true });

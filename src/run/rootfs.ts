@@ -8,7 +8,7 @@
 // created in the upper layer. A directory in upper hides a non-directory of the same name in
 // lower, so after this step every mount target in the merged view is a real directory or
 // file, and the kernel follows no symlink when gcr mounts on it.
-import { chmodSync, lstatSync, rmSync, mkdirSync, readlinkSync, writeFileSync, chownSync, type Stats } from "node:fs";
+import { chmodSync, linkSync, lstatSync, rmSync, mkdirSync, readlinkSync, writeFileSync, chownSync, type Stats } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { GcrError } from "../errors.ts";
 
@@ -101,13 +101,15 @@ export function prepareMountPoint(lower: string, upper: string, path: string, ki
 }
 
 /**
- * Give the container its own copy of a small file (/etc/hostname, hosts, resolv.conf) by
- * writing it into the upper layer, where it hides whatever the image has at that path (a file
- * or a hostile symlink). The parent directory is resolved inside the image and recreated in
- * upper with lower's owner and mode. No bind mount is needed, so nothing on the host side has
- * to be reachable by the container's user (root with --userns=private, rootless).
+ * Give the container its own /etc/hostname, hosts or resolv.conf: `source` (a file in the
+ * container's directory) is hard-linked into the upper layer, where it hides whatever the
+ * image has at that path (a file or a hostile symlink). Because it is the same inode, gcr can
+ * still rewrite `source` until the container starts (the bridge adds the container's address
+ * to hosts). The parent directory is resolved inside the image and recreated in upper with
+ * lower's mode. No bind mount is needed, so nothing on the host side has to be reachable by
+ * the container's user (root with --userns=private, rootless).
  */
-export function writeInUpper(lower: string, upper: string, path: string, content: string, opts: { owner: UpperOwner }): string {
+export function linkIntoUpper(lower: string, upper: string, path: string, source: string, opts: { owner: UpperOwner }): string {
   const parent = prepareMountPoint(lower, upper, dirname(path), "dir", { followFinal: true, owner: opts.owner });
   const parts = parent.split("/").filter(Boolean);
   for (let i = 0; i < parts.length; i++) {
@@ -120,7 +122,7 @@ export function writeInUpper(lower: string, upper: string, path: string, content
   }
   const file = join(upper, ...parts, basename(path));
   rmSync(file, { force: true, recursive: true });
-  writeFileSync(file, content, { mode: 0o644 });
+  linkSync(source, file);
   own(file, opts.owner);
   return (parent === "/" ? "" : parent) + "/" + basename(path);
 }
