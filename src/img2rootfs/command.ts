@@ -2,7 +2,7 @@
 // (node:util parseArgs, strict) and returns an exit code; errors are thrown to main().
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { type ParseArgsConfig, parseArgs } from "node:util";
+import type { ParseArgsConfig } from "node:util";
 import { EXIT, GcrError, UsageError } from "../errors.ts";
 import { debug, setQuiet } from "../log.ts";
 import {
@@ -25,6 +25,10 @@ import { DEFAULT_MAX_LAYER, type PullOptions, resolveImage, unpackImage } from "
 import { DOCKER_HUB, formatReference, parseReference } from "./reference.ts";
 import { RegistryClient } from "./registry.ts";
 import { parsePlatform } from "./resolve.ts";
+
+// Loaded with require(), not import: bun build hoists every node: import of the bundle to
+// the binary's start, and these cost gcr run ~10 ms each although only pulls use them.
+const { parseArgs } = require("node:util") as typeof import("node:util");
 
 type Spec = NonNullable<ParseArgsConfig["options"]>;
 const HELP = { help: { type: "boolean", short: "h" } } as const;

@@ -3,15 +3,19 @@
 // parse it and hand each entry to the LayerApplier. Streaming all the way: memory stays
 // bounded by the stream buffers whatever the layer size.
 import { closeSync, createReadStream, openSync, readSync } from "node:fs";
-import { PassThrough, Transform, type TransformCallback } from "node:stream";
-import { pipeline } from "node:stream/promises";
-import zlib from "node:zlib";
+import type { TransformCallback } from "node:stream";
 import { GcrError } from "../errors.ts";
 import { debug } from "../log.ts";
 import type { Compression, Descriptor } from "../oci.ts";
 import { Verifier } from "./digest.ts";
 import type { LayerApplier } from "./extract.ts";
 import { tarSink } from "./untar.ts";
+
+// Loaded with require(), not import: bun build hoists every node: import of the bundle to
+// the binary's start, and these cost gcr run ~10 ms each although only pulls use them.
+const { PassThrough, Transform } = require("node:stream") as typeof import("node:stream");
+const { pipeline } = require("node:stream/promises") as typeof import("node:stream/promises");
+const zlib = require("node:zlib") as typeof import("node:zlib");
 
 /** Detect compression from the first bytes; the media type is only a claim (E24). */
 export function sniffCompression(path: string): Compression {

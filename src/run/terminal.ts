@@ -2,9 +2,12 @@
 // handed over by child.c) wired to the user's terminal, which is put in raw mode so that
 // Ctrl-C, Ctrl-Z and friends reach the container's line discipline, not gcr.
 import { writeSync } from "node:fs";
-import tty from "node:tty";
 import { debug } from "../log.ts";
 import { close, setWindowSize } from "../sys/libc.ts";
+
+// Loaded with require(), not import: bun build hoists every node: import of the bundle to
+// the binary's start, and it costs gcr run ~10 ms each although only -t uses it.
+const tty = require("node:tty") as typeof import("node:tty");
 
 export function startTerminal(master: number, interactive: boolean): { finished: () => Promise<void>; restore: () => void } {
   const stdin = process.stdin;
