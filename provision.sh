@@ -13,13 +13,13 @@ if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 #   busybox-static   the demo image and the test root filesystems
 #   docker-registry  the real distribution registry the pull tests push to (on 127.0.0.1)
 #   skopeo umoci     the peers that pull tests compare against
-#   crun runc bubblewrap hyperfine   the peers bench/start compares against
+#   crun runc bubblewrap hyperfine conmon   the peers bench/start and bench/monitor compare against
 #   slirp4netns passt iptables       networking (rootless and NAT)
 #   uidmap           newuidmap/newgidmap for rootless id ranges
 #   gcc libc6-dev    static probe programs the tests compile
 #   util-linux zstd jq socat shellcheck   test tooling
 packages=(busybox-static docker-registry skopeo umoci crun runc bubblewrap hyperfine
-  slirp4netns passt iptables uidmap gcc libc6-dev shellcheck util-linux zstd jq socat
+  slirp4netns passt iptables uidmap gcc libc6-dev shellcheck util-linux zstd jq socat conmon
   nodejs ca-certificates)
 
 missing=()
