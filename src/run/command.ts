@@ -257,6 +257,19 @@ async function startDetached(c: ContainerDir, plan: Plan, resources: ContainerRe
   }
   const { child, monitorPid } = started;
   debug("clone", `gcr-monitor (pid ${monitorPid}) cloned the container: host pid ${child.pid}, namespaces ${namespaceNames(plan.cloneFlags)}`);
+  await attach(child, idmap, resources);
+  const result = child.release();
+  if (!result.ok) {
+    const code = setupFailure(plan.ops, result.op, result.errno);
+    throw new GcrError(`the container did not start (exit code ${code})`, { exitCode: code });
+  }
+  writeFileSync(join(c.dir, "pid"), `${child.pid}\n`);
+  process.stdout.write(`${c.id}\n`);
+}
+
+/** Between clone and go: the id maps, then each host resource (cgroup, network). A failure
+ * abandons the child, which then exits without running anything. */
+async function attach(child: Child, idmap: IdMapping | undefined, resources: ContainerResource[]): Promise<void> {
   try {
     if (idmap) writeIdMaps(child.pid, idmap);
     for (const r of resources) await r.attach(child.pid);
@@ -264,14 +277,6 @@ async function startDetached(c: ContainerDir, plan: Plan, resources: ContainerRe
     child.abandon();
     throw e instanceof GcrError ? e : new GcrError("set up the container", { cause: e });
   }
-  const result = child.release();
-  if (!result.ok) {
-    const exec = plan.ops.findLast((o) => o.op === "exec");
-    const code = setupFailure(plan.ops, result.op, result.errno, exec?.op === "exec" ? exec.argv[0]! : "");
-    throw new GcrError(`the container did not start (exit code ${code})`, { exitCode: code });
-  }
-  writeFileSync(join(c.dir, "pid"), `${child.pid}\n`);
-  process.stdout.write(`${c.id}\n`);
 }
 
 export interface StartHooks {
@@ -291,19 +296,13 @@ export async function startAndWait(plan: Plan, resources: ContainerResource[], o
   const relay = relaySignals(child.pid, opts.tty);
   let term: ReturnType<typeof startTerminal> | undefined;
   try {
-    try {
-      if (idmap) writeIdMaps(child.pid, idmap);
-      for (const r of resources) await r.attach(child.pid);
-    } catch (e) {
-      child.abandon();
-      throw e instanceof GcrError ? e : new GcrError("set up the container", { cause: e });
-    }
+    await attach(child, idmap, resources);
     const t0 = performance.now();
     const result = child.release();
     if (result.ttyMaster !== undefined) term = startTerminal(result.ttyMaster, opts.interactive);
     if (!result.ok) {
       await exit.promise;
-      return setupFailure(plan.ops, result.op, result.errno, argv[0]!);
+      return setupFailure(plan.ops, result.op, result.errno);
     }
     debug("exec", `${JSON.stringify(argv)} started ${(performance.now() - t0).toFixed(1)} ms after the go`);
     hooks.started?.(child.pid);
@@ -335,9 +334,10 @@ function exitCode(s: WaitStatus): number {
   return code;
 }
 
-function setupFailure(ops: Op[], index: number, errno: number, cmd: string): number {
+function setupFailure(ops: Op[], index: number, errno: number): number {
   const op = ops[index];
   if (op?.op === "exec") {
+    const cmd = op.argv[0]!;
     const code = errnoName(errno);
     if (code === "ENOENT") {
       process.stderr.write(`gcr: exec: "${cmd}": executable file not found in $PATH\n`);
