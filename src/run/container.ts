@@ -123,6 +123,9 @@ export function sweepStale(): void {
   }
   for (const id of ids) {
     const dir = join(containersDir(), id);
+    // A ".new-" dir is being created right now (its creator takes the lock a moment after
+    // making it); only one left behind by a creator that died is ever old.
+    if (id.startsWith(".new-") && ageMs(dir) < 60_000) continue;
     let fd: number;
     try {
       fd = openSync(join(dir, "lock"), "r");
