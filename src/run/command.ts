@@ -137,7 +137,7 @@ async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedIm
   const proc = config.process;
   const user = { uid: proc.uid, gid: proc.gid, additionalGids: proc.additionalGids };
   const env = proc.env;
-  const net = planNetwork(opts, c, hostname);
+  const net = planNetwork({ ...opts, detach: config.detached }, c, hostname);
   const lower = image.rootfs;
   debug("rootfs", `overlay: lower ${lower} (never written), upper ${c.upper}`);
 

@@ -1,7 +1,7 @@
 // Containers that outlive the terminal (issue 5): run -d through gcr-monitor, ps, exec, logs,
 // stop, kill, rm, start, prune, as a user drives them, with the compiled ./gcr.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gcr, hostMounts, isRoot, skipReason, type Result } from "../helpers/gcr.ts";
 import { entries, fixture, type Fixture } from "../helpers/probe.ts";
@@ -187,6 +187,30 @@ describe("detached containers", () => {
     await ok(["rm", "-f", id]);
     for (const l of leaves) expect(existsSync(l)).toBe(false);
   });
+
+  test.if(skipReason(isRoot, "published ports of a detached container use the root bridge"))(
+    "run -d -p: the port answers on the host's 127.0.0.1 and from another container; rm removes the rules",
+    async () => {
+      const www = join(fx.base, "www");
+      mkdirSync(www, { recursive: true });
+      writeFileSync(join(www, "index.html"), "hello from a detached container\n");
+      const id = (await ok(["run", "-d", "--name", "web", "-p", "127.0.0.1:18081:80", "-p", "18082:80", "-v", `${www}:/www:ro`, fx.rootfs, "httpd", "-f", "-p", "80", "-h", "/www"])).trim();
+      const table = `gcr_p_${id.slice(0, 12)}`;
+      const tables = () => Bun.spawnSync(["nft", "list", "tables"]).stdout.toString();
+      expect(tables()).toContain(table);
+      let body = "";
+      await until(async () => {
+        body = await fetch("http://127.0.0.1:18081/index.html").then((r) => r.text(), () => "");
+        return body !== "";
+      });
+      expect(body).toBe("hello from a detached container\n");
+      // Another container on the bridge reaches it through the gateway (the host).
+      const r = await g(["run", "--rm", fx.rootfs, "wget", "-q", "-O", "-", "http://10.88.0.1:18082/index.html"]);
+      expect({ code: r.code, out: r.stdout }).toEqual({ code: 0, out: "hello from a detached container\n" });
+      await ok(["rm", "-f", "web"]);
+      expect(tables()).not.toContain(table);
+    },
+  );
 
   test("errors: unknown container, bad flags, -d with -t", async () => {
     const unknown = await g(["logs", "nosuch"]);

@@ -20,6 +20,7 @@ import { addNat, removeNat } from "./nat.ts";
 import type { PortMapping } from "./ports.ts";
 import { startProxy, type Proxy } from "./proxy.ts";
 import { broadcast, firstFree, formatSubnet, gateway, ipToNum, overlaps, parseSubnet, type Subnet } from "./subnet.ts";
+import { addPortRules, removePortRules } from "./dnat.ts";
 
 export const BRIDGE = "gcr0";
 export const DEFAULT_SUBNET = "10.88.0.0/16";
@@ -49,6 +50,8 @@ export interface BridgeContext {
   hostsPath: string;
   hosts: (ip: string) => string;
   publish: PortMapping[];
+  /** run -d: no gcr process stays to proxy, published ports become DNAT rules (dnat.ts). */
+  detached?: boolean;
 }
 
 export class BridgeNetwork implements ContainerResource {
@@ -92,7 +95,9 @@ export class BridgeNetwork implements ContainerResource {
       } finally {
         inside.close();
       }
-      if (this.ctx.publish.length > 0) {
+      if (this.ctx.publish.length > 0 && this.ctx.detached) {
+        addPortRules(this.ctx.id, BRIDGE, ip, this.ctx.publish);
+      } else if (this.ctx.publish.length > 0) {
         this.proxy = await startProxy(this.ctx.publish, ip);
         for (const m of this.proxy.mappings) if (m.hostPort && !this.ctx.publish.some((p) => p.hostPort === m.hostPort)) process.stderr.write(`gcr: published ${m.hostIp}:${m.hostPort} -> ${m.containerPort}/${m.proto}\n`);
       }
@@ -104,6 +109,7 @@ export class BridgeNetwork implements ContainerResource {
 
   release(): void {
     this.proxy?.stop();
+    if (this.ctx.detached && this.ctx.publish.length > 0) removePortRules(this.ctx.id);
     if (!this.lease) return;
     const lease = this.lease;
     this.lease = undefined;

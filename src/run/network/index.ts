@@ -18,6 +18,7 @@ import { hostsFile, resolvConf } from "./etc.ts";
 import { NETWORK_STATE_DIR } from "./leases.ts";
 import { parsePublish, type PortMapping } from "./ports.ts";
 import { findDriver, PastaNetwork, SLIRP, SlirpNetwork, type RootlessDriver } from "./rootless.ts";
+import { checkDetachedPorts, removePortRules } from "./dnat.ts";
 
 export type NetworkMode = "none" | "host" | "bridge" | RootlessDriver;
 
@@ -110,7 +111,7 @@ function readHost(path: string): string {
 }
 
 /** For command.ts: the container's network. `dir` is its container directory (container.ts). */
-export function planNetwork(opts: { network?: string; publish: string[] }, c: { id: string; dir: string }, hostname: string): NetworkPlan {
+export function planNetwork(opts: { network?: string; publish: string[]; detach?: boolean }, c: { id: string; dir: string }, hostname: string): NetworkPlan {
   const req = parseNetwork(opts.network, opts.publish, isRoot(), (d) => findDriver(d) !== undefined, tunUsable);
   debug("net", `network mode ${req.mode}${req.publish.length ? `, publishing ${opts.publish.join(" ")}` : ""}`);
   const hostResolv = readHost("/etc/resolv.conf");
@@ -121,7 +122,8 @@ export function planNetwork(opts: { network?: string; publish: string[] }, c: { 
       return { mode: "none", newNetwork: true, hosts: hostsFile(hostname), resolvConf: hostResolv };
     case "bridge": {
       configuredSubnet(); // a bad GCR_SUBNET fails before anything is made
-      const resource = new BridgeNetwork({ id: c.id, lock: join(c.dir, "lock"), hostname, hostsPath: join(c.dir, "hosts"), hosts: (ip) => hostsFile(hostname, ip), publish: req.publish });
+      if (opts.detach) checkDetachedPorts(req.publish);
+      const resource = new BridgeNetwork({ id: c.id, lock: join(c.dir, "lock"), hostname, hostsPath: join(c.dir, "hosts"), hosts: (ip) => hostsFile(hostname, ip), publish: req.publish, detached: opts.detach });
       return { mode: "bridge", newNetwork: true, hosts: hostsFile(hostname), resolvConf: resolvConf(hostResolv), resource };
     }
     case "slirp4netns":
@@ -139,6 +141,7 @@ export function planNetwork(opts: { network?: string; publish: string[] }, c: { 
 // sweep. The lease table also reclaims dead owners by itself whenever a container starts.
 onSweep((id) => {
   if (!isRoot() || !existsSync(join(NETWORK_STATE_DIR, `${BRIDGE}.json`))) return;
+  removePortRules(id);
   try {
     releaseLeases(new Set([id]));
   } catch (e) {

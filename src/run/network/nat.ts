@@ -18,6 +18,15 @@ export function natBackend(): NatBackend {
   return "none";
 }
 
+/** The nft binary, if installed. */
+export function nftTool(): string | undefined {
+  return tool("nft");
+}
+
+export function runTool(argv: string[], stdin?: string): { ok: boolean; err: string } {
+  return run(argv, stdin);
+}
+
 function run(argv: string[], stdin?: string): { ok: boolean; err: string } {
   const p = Bun.spawnSync(argv, { stdin: stdin === undefined ? "ignore" : new TextEncoder().encode(stdin), stdout: "ignore", stderr: "pipe" });
   return { ok: p.exitCode === 0, err: p.stderr.toString().trim() };

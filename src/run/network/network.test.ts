@@ -3,6 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { attr, ifinfomsg, nlmsg, parseAttrs, parseMessages, parseRoute, rtmsg } from "../../sys/netlink.ts";
 import { vethName } from "./bridge.ts";
+import { dnatRules, portTable } from "./dnat.ts";
 import { hostsFile, resolvConf } from "./etc.ts";
 import { parseNetwork } from "./index.ts";
 import { iptablesRules, nftRules } from "./nat.ts";
@@ -104,5 +105,22 @@ describe("rtnetlink encoding", () => {
   test("routes parse back", () => {
     const body = new Uint8Array([...rtmsg(16), ...attr(1, new Uint8Array([10, 88, 0, 0])), ...attr(4, 7)]);
     expect(parseRoute(body)).toEqual({ dst: "10.88.0.0", prefixLen: 16, oif: 7, gateway: undefined, table: 254 });
+  });
+});
+
+describe("DNAT rules of a detached container's published ports", () => {
+  test("one table per container; 0.0.0.0 means every local address; 127.0.0.1 sources are masqueraded", () => {
+    const id = "0123456789abcdef".repeat(4);
+    const text = dnatRules(id, "gcr0", "10.88.0.7", [
+      { hostIp: "127.0.0.1", hostPort: 8080, containerPort: 80, proto: "tcp" },
+      { hostIp: "0.0.0.0", hostPort: 5353, containerPort: 53, proto: "udp" },
+    ]);
+    expect(portTable(id)).toBe("gcr_p_0123456789ab");
+    expect(text).toContain("table ip gcr_p_0123456789ab {");
+    expect(text).toContain("ip daddr 127.0.0.1 tcp dport 8080 dnat to 10.88.0.7:80");
+    expect(text).toContain("fib daddr type local udp dport 5353 dnat to 10.88.0.7:53");
+    expect(text).toContain('ip saddr 127.0.0.0/8 ip daddr 10.88.0.7 oifname "gcr0" masquerade');
+    // Both the packets arriving from outside (prerouting) and the host's own (output) are forwarded.
+    expect(text.match(/dnat to 10\.88\.0\.7:80/g)?.length).toBe(2);
   });
 });
