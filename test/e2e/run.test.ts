@@ -229,6 +229,44 @@ describe("terminal", () => {
     expect(text).toContain("typed-5");
     expect(text).toMatch(/gcr-exit=5/);
   });
+
+  test("-it: Ctrl-C interrupts the shell's foreground job, not gcr; job control works", async () => {
+    const p = Bun.spawn(["script", "-qc", `${GCR} run -it --network none ${fx.rootfs} sh; echo "gcr-exit=$?"`, "/dev/null"], {
+      env: scriptEnv(),
+      stdin: "pipe",
+      stdout: "pipe",
+    });
+    let text = "";
+    const reader = (async () => {
+      for await (const c of p.stdout) text += new TextDecoder().decode(c);
+    })();
+    const waitFor = async (s: string) => {
+      for (let i = 0; i < 200 && !text.includes(s); i++) await Bun.sleep(25);
+      expect(text).toContain(s);
+    };
+    await waitFor("# ");
+    // A background job, listed by the shell's job control.
+    p.stdin.write("sleep 300 &\njobs\n");
+    await p.stdin.flush();
+    await waitFor("Running");
+    // A foreground sleep, then Ctrl-C (0x03): the pty's line discipline sends SIGINT to the
+    // foreground job; gcr (raw mode) only passes the byte on and the shell survives.
+    p.stdin.write("sleep 300\n");
+    await p.stdin.flush();
+    await Bun.sleep(300);
+    p.stdin.write("\x03");
+    await p.stdin.flush();
+    await waitFor("^C");
+    p.stdin.write("echo alive-$?\n");
+    await p.stdin.flush();
+    await waitFor("alive-130");
+    p.stdin.write("kill %1; exit 6\n");
+    await p.stdin.flush();
+    await Promise.race([p.exited, Bun.sleep(10_000)]);
+    p.stdin.end();
+    await reader;
+    expect(text).toMatch(/gcr-exit=6/);
+  });
 });
 
 describe("output", () => {
