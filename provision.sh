@@ -14,12 +14,13 @@ if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 #   docker-registry  the real distribution registry the pull tests push to (on 127.0.0.1)
 #   skopeo umoci     the peers that pull tests compare against
 #   crun runc bubblewrap hyperfine conmon   the peers bench/start and bench/monitor compare against
-#   slirp4netns passt iptables       networking (rootless and NAT)
+#   slirp4netns passt nftables iptables iproute2   networking (rootless, NAT, published ports)
 #   uidmap           newuidmap/newgidmap for rootless id ranges
 #   gcc libc6-dev    static probe programs the tests compile
-#   util-linux zstd jq socat shellcheck   test tooling
+#   util-linux bsdutils zstd jq socat shellcheck openssl python3 time curl   test tooling
 packages=(busybox-static docker-registry skopeo umoci crun runc bubblewrap hyperfine
-  slirp4netns passt iptables uidmap gcc libc6-dev shellcheck util-linux zstd jq socat conmon
+  slirp4netns passt nftables iptables iproute2 uidmap gcc libc6-dev shellcheck util-linux bsdutils
+  zstd jq socat conmon openssl python3 time curl
   nodejs ca-certificates)
 
 missing=()
