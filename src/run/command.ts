@@ -1,12 +1,12 @@
 // `gcr run`: resolve the image, prepare the rootfs, build the plan, clone the container
 // process, give it its id maps (and cgroup), let it run its setup, relay signals and the
 // terminal, wait, clean up, and exit with the container's code.
-import { chmodSync, chownSync, closeSync, existsSync, openSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { EXIT, GcrError, SyscallError, UsageError, errnoName } from "../errors.ts";
 import { debug, isDebug } from "../log.ts";
 import { isRoot, stateDir } from "../paths.ts";
-import { Child, CLONE, describeOp, namespaceNames, type Op } from "../sys/child.ts";
+import { Child, CLONE, describeOp, idmapTree, namespaceNames, type Op } from "../sys/child.ts";
 import { kill, waitpidNoHang, type WaitStatus } from "../sys/libc.ts";
 import { closeContainerDir, createContainerDir, newContainerId, removeContainerDir, type ContainerDir } from "./container.ts";
 import { planIdMapping, writeIdMaps, type IdMapping } from "./idmap.ts";
@@ -139,6 +139,9 @@ async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedIm
   const env = proc.env;
   const net = planNetwork({ ...opts, detach: config.detached }, c, hostname);
   const lower = image.rootfs;
+  // root with --userns=private: the overlay's lower layer is an idmapped view of the image, in
+  // which host root's files belong to the container's root (see attach()).
+  const idmappedLower = idmap && !rootless ? join(c.dir, "lower") : undefined;
   debug("rootfs", `overlay: lower ${lower} (never written), upper ${c.upper}`);
 
   // Mount points, prepared in the upper layer (see rootfs.ts for why).
@@ -174,6 +177,7 @@ async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedIm
     // It must also reach its files: the container dir becomes traversable (not listable).
     const [uid, gid] = [idmap.uids[0]!.outside, idmap.gids[0]!.outside];
     for (const d of [stateDir(), dirname(c.dir), c.dir]) chmodSync(d, 0o711);
+    mkdirSync(idmappedLower!, { mode: 0o755 });
     for (const d of [c.upper, c.work, c.merged]) chownSync(d, uid, gid);
   }
 
@@ -190,7 +194,8 @@ async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedIm
     upper: c.upper,
     work: c.work,
     merged: c.merged,
-    overlayData: overlayData(lower, c.upper, c.work, idmap !== undefined),
+    overlayData: overlayData(idmappedLower ?? lower, c.upper, c.work, idmap !== undefined),
+    idmappedLower,
     idmap,
     setgroupsDenied: proc.setgroupsDenied,
     becomeRoot: idmap !== undefined && !rootless,
@@ -257,8 +262,8 @@ async function startDetached(c: ContainerDir, plan: Plan, resources: ContainerRe
   }
   const { child, monitorPid } = started;
   debug("clone", `gcr-monitor (pid ${monitorPid}) cloned the container: host pid ${child.pid}, namespaces ${namespaceNames(plan.cloneFlags)}`);
-  await attach(child, idmap, resources);
-  const result = child.release();
+  const tree = await attach(child, idmap, resources, plan);
+  const result = releaseWith(child, tree);
   if (!result.ok) {
     const code = setupFailure(plan.ops, result.op, result.errno);
     throw new GcrError(`the container did not start (exit code ${code})`, { exitCode: code });
@@ -267,15 +272,37 @@ async function startDetached(c: ContainerDir, plan: Plan, resources: ContainerRe
   process.stdout.write(`${c.id}\n`);
 }
 
-/** Between clone and go: the id maps, then each host resource (cgroup, network). A failure
- * abandons the child, which then exits without running anything. */
-async function attach(child: Child, idmap: IdMapping | undefined, resources: ContainerResource[]): Promise<void> {
+/** Between clone and go: the id maps, the idmapped image (root with --userns=private), then
+ * each host resource (cgroup, network). A failure abandons the child, which then exits
+ * without running anything. Returns the idmapped tree's fd to pass with the go, or -1. */
+async function attach(child: Child, idmap: IdMapping | undefined, resources: ContainerResource[], plan: Plan): Promise<number> {
+  let tree = -1;
   try {
     if (idmap) writeIdMaps(child.pid, idmap);
+    if (plan.idmapSource) {
+      const userns = openSync(`/proc/${child.pid}/ns/user`, "r");
+      try {
+        tree = idmapTree(plan.idmapSource, userns, stateDir());
+      } finally {
+        closeSync(userns);
+      }
+      debug("userns", `idmapped view of ${plan.idmapSource}: host root's files belong to the container's root`);
+    }
     for (const r of resources) await r.attach(child.pid);
+    return tree;
   } catch (e) {
+    if (tree >= 0) closeSync(tree);
     child.abandon();
     throw e instanceof GcrError ? e : new GcrError("set up the container", { cause: e });
+  }
+}
+
+/** Send the go (with the idmapped tree, if any) and wait for the child's answer. */
+function releaseWith(child: Child, tree: number): ReturnType<Child["release"]> {
+  try {
+    return child.release(tree);
+  } finally {
+    if (tree >= 0) closeSync(tree);
   }
 }
 
@@ -296,9 +323,9 @@ export async function startAndWait(plan: Plan, resources: ContainerResource[], o
   const relay = relaySignals(child.pid, opts.tty);
   let term: ReturnType<typeof startTerminal> | undefined;
   try {
-    await attach(child, idmap, resources);
+    const tree = await attach(child, idmap, resources, plan);
     const t0 = performance.now();
-    const result = child.release();
+    const result = releaseWith(child, tree);
     if (result.ttyMaster !== undefined) term = startTerminal(result.ttyMaster, opts.interactive);
     if (!result.ok) {
       await exit.promise;

@@ -16,6 +16,9 @@ export interface PlanInput {
   idmap?: IdMapping;
   /** root with --userns=private: setresuid(0) inside the new user namespace first. */
   becomeRoot?: boolean;
+  /** root with --userns=private: where to attach the idmapped image tree gcr passes with the
+   * go (its owners shifted into the user namespace); then the overlay's lowerdir. */
+  idmappedLower?: string;
   /** A rootless single-id user namespace denies setgroups(2) (user_namespaces(7)). */
   setgroupsDenied: boolean;
   hostname: string;
@@ -51,6 +54,8 @@ export interface PlanInput {
 export interface Plan {
   cloneFlags: number;
   ops: Op[];
+  /** The image to pass to the child as an idmapped tree (for the moveMount op). */
+  idmapSource?: string;
 }
 
 export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -75,7 +80,9 @@ export function buildPlan(p: PlanInput): Plan {
   if (p.idmap && p.becomeRoot) ops.push({ op: "setid", uid: 0, gid: 0 });
   // 1. Nothing mounted from here on may propagate back to the host.
   ops.push({ op: "mount", src: null, dst: "/", fstype: null, flags: MS.REC | MS.PRIVATE });
-  // 2. The copy-on-write root. nodev: device nodes shipped in the image cannot be opened.
+  // 2. The copy-on-write root, over the idmapped image where there is one. nodev: device
+  // nodes shipped in the image cannot be opened.
+  if (p.idmappedLower) ops.push({ op: "moveMount", path: p.idmappedLower });
   ops.push({ op: "mount", src: "overlay", dst: m, fstype: "overlay", flags: MS.NODEV, data: p.overlayData });
   // 3. A fresh /proc for the new pid namespace.
   ops.push({ op: "mount", src: "proc", dst: at("/proc"), fstype: "proc", flags: MS.NOSUID | MS.NODEV | MS.NOEXEC });
@@ -166,5 +173,5 @@ export function buildPlan(p: PlanInput): Plan {
   // 13. seccomp last: it forbids some of the calls above.
   if (p.seccomp) ops.push({ op: "seccomp", filter: p.seccomp });
   ops.push({ op: "exec", candidates: execCandidates(p.argv[0]!, p.env), argv: p.argv, env: p.env });
-  return { cloneFlags, ops };
+  return { cloneFlags, ops, idmapSource: p.idmappedLower ? p.lower : undefined };
 }

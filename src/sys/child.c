@@ -114,6 +114,8 @@ long gcr_clone(long flags, char *stack, int (*fn)(void *), void *arg);
 #define SYS_unshare 272
 #define SYS_setns 308
 #define SYS_seccomp 317
+#define SYS_open_tree 428
+#define SYS_move_mount 429
 #define SYS_close_range 436
 #define SYS_mount_setattr 442
 
@@ -145,6 +147,7 @@ long gcr_clone(long flags, char *stack, int (*fn)(void *), void *arg);
 #define OP_UMASK 24       /* mask */
 #define OP_CAPAMBIENT 25  /* clear the ambient set */
 #define OP_SETNS 26       /* fd, nstype: join a running container's namespace (gcr exec) */
+#define OP_MOVE_MOUNT 27  /* path: attach the mount tree gcr passed with "G" (an idmapped image) */
 
 #define SIGKILL 9
 #define SIGCHLD 17
@@ -167,7 +170,7 @@ static void relocate(long *prog)
 		switch (op[0]) {
 		case OP_MOUNT: R(op[1]); R(op[2]); R(op[3]); R(op[5]); break;
 		case OP_MKDIR: case OP_MKFILE: case OP_PIVOT: case OP_CHDIR: case OP_HOSTNAME:
-		case OP_UMOUNT: case OP_READONLY: R(op[1]); break;
+		case OP_UMOUNT: case OP_READONLY: case OP_MOVE_MOUNT: R(op[1]); break;
 		case OP_SYMLINK: R(op[1]); R(op[2]); break;
 		case OP_SETGROUPS: R(op[2]); break;
 		case OP_SECCOMP: R(op[1]); R(((long *)op[1])[1]); break;
@@ -188,6 +191,7 @@ struct child_args {
 };
 
 static long sock_fd = -1;
+static long passed_fd = -1; /* a mount tree gcr sent along with "G", for OP_MOVE_MOUNT */
 
 /* Report {'E', op, errno} to the parent and leave. */
 static void fail(long op, long e)
@@ -219,6 +223,25 @@ static long send_fd(long sock, long fd)
 	msg[4] = (long)cbuf; msg[5] = 24; /* CMSG_SPACE(sizeof(int)) */
 	msg[6] = 0;
 	return sc3(SYS_sendmsg, sock, msg, 0);
+}
+
+/* Receive the one-byte "G", and the fd that may come with it (SCM_RIGHTS) into passed_fd. */
+static long recv_go(long sock, char *go)
+{
+	long iov[2];
+	long msg[7];
+	long cbuf[4];
+	int *ci = (int *)cbuf;
+	long n, i;
+	for (i = 0; i < 4; i++) cbuf[i] = 0;
+	iov[0] = (long)go; iov[1] = 1;
+	msg[0] = 0; msg[1] = 0; msg[2] = (long)iov; msg[3] = 1;
+	msg[4] = (long)cbuf; msg[5] = sizeof cbuf; msg[6] = 0;
+	do {
+		n = sc3(SYS_recvmsg, sock, msg, 0x40000000 /* MSG_CMSG_CLOEXEC */);
+	} while (n == -4 /* EINTR */);
+	if (n == 1 && msg[5] >= 20 && ci[2] == 1 && ci[3] == 1) passed_fd = ci[4];
+	return n;
 }
 
 /* ifreq for SIOCGIFFLAGS / SIOCSIFFLAGS: 16-byte name, then short flags (padded to 40). */
@@ -320,7 +343,7 @@ static int child_main(void *arg)
 	/* Die with gcr. The check below closes the race where gcr died before this prctl:
 	 * its end of the socket is then closed and read() returns 0. */
 	sc5(SYS_prctl, 1 /* PR_SET_PDEATHSIG */, SIGKILL, 0, 0, 0);
-	if (sc3(SYS_read, sock_fd, &go, 1) != 1 || go != 'G') sc1(SYS_exit_group, 125);
+	if (recv_go(sock_fd, &go) != 1 || go != 'G') sc1(SYS_exit_group, 125);
 	/* Until execve this process is an image of gcr: non-dumpable, so no process in the
 	 * container can open its /proc/PID/exe or memory (CVE-2019-5736 class). execve resets it
 	 * for the command; with --init, pid 1 stays non-dumpable for its whole life. Only after
@@ -427,6 +450,10 @@ static int child_main(void *arg)
 		case OP_UMASK:
 			sc1(SYS_umask, op[1]);
 			break;
+		case OP_MOVE_MOUNT:
+			r = passed_fd < 0 ? -9 /* EBADF */ : sc5(SYS_move_mount, passed_fd, "", -100, op[1], 4 /* MOVE_MOUNT_F_EMPTY_PATH */);
+			if (r == 0) { sc1(SYS_close, passed_fd); passed_fd = -1; }
+			break;
 		case OP_SETNS:
 			r = sc2(SYS_setns, op[1], op[2]);
 			if (r == 0) sc1(SYS_close, op[1]);
@@ -473,6 +500,44 @@ int gcr_spawn(long *prog, int flags, int sock, int peer, char *mem, long memsize
 	pid = (int)gcr_clone(flags | 0x00000100 /* CLONE_VM */ | SIGCHLD, top, child_main, a);
 	sc4(SYS_rt_sigprocmask, 2, old, 0, 8);
 	return pid;
+}
+
+/* Parent side: send "G", with `fd` attached when it is >= 0. Returns bytes sent or -errno. */
+int gcr_send_go(int sock, int fd)
+{
+	char go = 'G';
+	long iov[2];
+	long msg[7];
+	long cbuf[3];
+	int *ci = (int *)cbuf;
+	long n;
+	iov[0] = (long)&go; iov[1] = 1;
+	msg[0] = 0; msg[1] = 0; msg[2] = (long)iov; msg[3] = 1;
+	msg[4] = 0; msg[5] = 0; msg[6] = 0;
+	if (fd >= 0) {
+		cbuf[0] = 16 + 4; ci[2] = 1; ci[3] = 1; ci[4] = fd;
+		msg[4] = (long)cbuf; msg[5] = 24;
+	}
+	do {
+		n = sc3(SYS_sendmsg, sock, msg, 0);
+	} while (n == -4);
+	return (int)n;
+}
+
+/* Parent side, root with --userns=private: a detached copy of the mount tree at `path` whose
+ * owners are shifted into the container's user namespace (an idmapped mount, Linux 5.12+), so
+ * the image's root-owned files belong to the container's root. Returns the tree's fd or -errno. */
+int gcr_idmap_tree(const char *path, int userns_fd)
+{
+	long attr[4];
+	long fd, r;
+	fd = sc3(SYS_open_tree, -100, path, 1 /* OPEN_TREE_CLONE */ | 02000000 /* OPEN_TREE_CLOEXEC */ | 0x8000 /* AT_RECURSIVE */);
+	if (fd < 0) return (int)fd;
+	attr[0] = 0x00100000; /* MOUNT_ATTR_IDMAP */
+	attr[1] = 0; attr[2] = 0; attr[3] = userns_fd;
+	r = sc5(SYS_mount_setattr, fd, "", 0x1000 /* AT_EMPTY_PATH */ | 0x8000 /* AT_RECURSIVE */, attr, 32);
+	if (r < 0) { sc1(SYS_close, fd); return (int)r; }
+	return (int)fd;
 }
 
 /* Parent side: receive one message. out[0..2] = the 3 ints, out[3] = a passed fd or -1.

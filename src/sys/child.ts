@@ -45,6 +45,7 @@ export type Op =
   | { op: "readonly"; path: string; recursive: boolean }
   | { op: "umask"; mask: number }
   | { op: "setns"; fd: number; nstype: number }
+  | { op: "moveMount"; path: string }
   | { op: "exec"; candidates: string[]; argv: string[]; env: string[] };
 
 // Must match the OP_* numbers in child.c.
@@ -52,7 +53,7 @@ const CODE: Record<Op["op"], number> = {
   mount: 1, mkdir: 2, mkfile: 3, symlink: 4, pivot: 5, chdir: 6, hostname: 7, loopback: 8,
   unshare: 9, setgroups: 10, setid: 11, bounding: 12, capset: 13, nnp: 14, seccomp: 15,
   stdinNull: 16, setsid: 17, tty: 18, closefds: 19, exec: 20, init: 21, umount: 22,
-  readonly: 23, umask: 24, capambient: 25, setns: 26,
+  readonly: 23, umask: 24, capambient: 25, setns: 26, moveMount: 27,
 };
 
 const MS_NAMES: [number, string][] = [
@@ -94,6 +95,7 @@ export function describeOp(o: Op): { syscall: string; path?: string; detail?: st
     case "readonly": return { syscall: "mount_setattr MOUNT_ATTR_RDONLY", path: o.path };
     case "umask": return { syscall: "umask" };
     case "setns": return { syscall: "setns", detail: namespaceNames(o.nstype) };
+    case "moveMount": return { syscall: "move_mount (idmapped image)", path: o.path };
     case "exec": return { syscall: "execve", path: o.argv[0] };
   }
 }
@@ -101,12 +103,16 @@ export function describeOp(o: Op): { syscall: string; path?: string; detail?: st
 interface Native {
   gcr_spawn: (prog: Pointer, flags: number, sock: number, peer: number, mem: Pointer, memsize: number) => number;
   gcr_recv: (sock: number, out: Pointer) => number;
+  gcr_send_go: (sock: number, fd: number) => number;
+  gcr_idmap_tree: (path: string, usernsFd: number) => number;
 }
 let native: Native | undefined;
 
 const NATIVE_SYMBOLS = {
   gcr_spawn: { args: ["ptr", "i32", "i32", "i32", "ptr", "i64"], returns: "i32" },
   gcr_recv: { args: ["i32", "ptr"], returns: "i32" },
+  gcr_send_go: { args: ["i32", "i32"], returns: "i32" },
+  gcr_idmap_tree: { args: ["cstring", "i32"], returns: "i32" },
 } as const;
 
 /** Set by scripts/build.ts: child.c compiled by gcc, as JSON {id, so, monitor} (base64). */
@@ -227,6 +233,7 @@ export function encode(ops: Op[]): Uint8Array {
       case "readonly": r[1] = str(o.path); r[2] = o.recursive ? 1n : 0n; break;
       case "umask": r[1] = BigInt(o.mask); break;
       case "setns": r[1] = BigInt(o.fd); r[2] = BigInt(o.nstype); break;
+      case "moveMount": r[1] = str(o.path); break;
       case "exec": r[1] = strArray(o.candidates); r[2] = strArray(o.argv); r[3] = strArray(o.env); break;
     }
   });
@@ -316,9 +323,11 @@ export class Child {
   }
 
   /** Let the child run its setup, then wait for execve (EOF), a pty master, or a failure. */
-  release(): SetupResult {
+  release(passFd = -1): SetupResult {
     const lib = native!;
-    writeAll(this.sock, new Uint8Array([0x47])); // "G"
+    // "G", with the idmapped image tree attached when there is one (OP_MOVE_MOUNT).
+    const sent = lib.gcr_send_go(this.sock, passFd);
+    if (sent < 0) throw new SyscallError("sendmsg", -sent, "sync socket");
     const out = new Int32Array(4);
     let ttyMaster: number | undefined;
     try {
@@ -339,6 +348,14 @@ export class Child {
   abandon(): void {
     close(this.sock); // the child reads EOF and exits 125
   }
+}
+
+/** An idmapped copy of the mount tree at `path`, shifted into the user namespace `usernsFd`
+ * (root with --userns=private): its fd, to pass to the child with release(). */
+export function idmapTree(path: string, usernsFd: number, privateDir: string): number {
+  const fd = compile(privateDir).gcr_idmap_tree(path, usernsFd);
+  if (fd < 0) throw new SyscallError("open_tree/mount_setattr MOUNT_ATTR_IDMAP", -fd, path);
+  return fd;
 }
 
 export function namespaceNames(flags: number): string {

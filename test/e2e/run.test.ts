@@ -79,11 +79,18 @@ describe("isolation (the seed's five demos)", () => {
       const vol = join(fx.base, "userns-vol");
       mkdirSync(vol, { recursive: true });
       Bun.spawnSync(["chown", "100000:100000", vol]);
-      const o = await out(["--userns=private", "-v", `${vol}:/vol`, fx.rootfs, "sh", "-c", "id -u; cat /proc/self/uid_map; cat /etc/hostname; echo hi > /vol/f"]);
-      const [uid, map, host] = o.trim().split("\n");
+      const before = treeSnapshot(fx.rootfs);
+      const o = await out(["--userns=private", "-v", `${vol}:/vol`, fx.rootfs, "sh", "-c",
+        "id -u; cat /proc/self/uid_map; cat /etc/hostname; echo hi > /vol/f; stat -c %U /bin; echo w > /root/x && touch /bin/new && cat /root/x"]);
+      const [uid, map, host, binOwner, wrote] = o.trim().split("\n");
       expect(uid).toBe("0");
       expect(map!.trim().split(/\s+/)).toEqual(["0", "100000", "65536"]);
       expect(host).toMatch(/^[0-9a-f]{12}$/);
+      // The image is seen through an idmapped mount: host root's files belong to the
+      // container's root, which may change them (in its own layer; the image stays as it was).
+      expect(binOwner).toBe("root");
+      expect(wrote).toBe("w");
+      expect(treeSnapshot(fx.rootfs)).toBe(before);
       // What the container's root writes is owned by the mapped host uid, not by host root.
       expect(Bun.spawnSync(["stat", "-c", "%u", join(vol, "f")]).stdout.toString().trim()).toBe("100000");
       // Without the option, as docker: no user namespace.
