@@ -99,3 +99,24 @@ describe("clone flags and exec candidates", () => {
     expect(execCandidates("ls", [])[0]).toBe("/usr/local/sbin/ls");
   });
 });
+
+describe("root with --userns=private", () => {
+  test("become the namespace's root first, attach the idmapped image before the overlay uses it", () => {
+    const idmap = { uids: [{ inside: 0, outside: 100000, count: 65536 }], gids: [{ inside: 0, outside: 100000, count: 65536 }], helper: false };
+    const plan = buildPlan(input({ idmap, becomeRoot: true, idmappedLower: "/c/lower", overlayData: "lowerdir=/c/lower" }));
+    const k = kinds(plan.ops);
+    expect(plan.ops[0]).toEqual({ op: "setid", uid: 0, gid: 0 });
+    const overlay = plan.ops.findIndex((o) => o.op === "mount" && o.fstype === "overlay");
+    expect(k.indexOf("moveMount")).toBeGreaterThan(0);
+    expect(k.indexOf("moveMount")).toBeLessThan(overlay);
+    expect(plan.ops[k.indexOf("moveMount")]).toEqual({ op: "moveMount", path: "/c/lower" });
+    expect(plan.idmapSource).toBe("/img");
+  });
+
+  test("without it there is no idmapped tree and no early setid", () => {
+    const plan = buildPlan(input());
+    expect(kinds(plan.ops)).not.toContain("moveMount");
+    expect(plan.idmapSource).toBeUndefined();
+    expect(plan.ops[0]!.op).toBe("mount");
+  });
+});
