@@ -200,7 +200,6 @@ async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedIm
     setgroupsDenied: proc.setgroupsDenied,
     becomeRoot: idmap !== undefined && !rootless,
     hostname,
-    files: [],
     volumes,
     tmpfs,
     readOnly: opts.readOnly,

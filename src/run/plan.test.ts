@@ -7,7 +7,7 @@ import { capabilityMask, defaultSeccompFilter } from "./security.ts";
 function input(over: Partial<PlanInput> = {}): PlanInput {
   return {
     lower: "/img", upper: "/c/upper", work: "/c/work", merged: "/c/merged", overlayData: "lowerdir=/img",
-    setgroupsDenied: false, hostname: "h", files: [{ target: "/etc/hosts", source: "/c/hosts" }],
+    setgroupsDenied: false, hostname: "h",
     volumes: [{ source: "/src", target: "/data", readonly: true }], tmpfs: ["/scratch"], readOnly: false,
     newNetwork: true, cgroupNamespace: true, workdir: "/", uid: 0, gid: 0, additionalGids: [],
     capabilities: capabilityMask([], []), seccomp: defaultSeccompFilter(), noNewPrivileges: true,

@@ -22,8 +22,6 @@ export interface PlanInput {
   /** A rootless single-id user namespace denies setgroups(2) (user_namespaces(7)). */
   setgroupsDenied: boolean;
   hostname: string;
-  /** In-root targets (already prepared) and their host sources: /etc/hostname, hosts, resolv.conf. */
-  files: { target: string; source: string }[];
   volumes: { source: string; target: string; readonly: boolean }[];
   tmpfs: string[];
   readOnly: boolean;
@@ -109,8 +107,7 @@ export function buildPlan(p: PlanInput): Plan {
     ops.push({ op: "mount", src: "/sys", dst: at("/sys"), fstype: null, flags: MS.BIND | MS.REC });
     ops.push({ op: "readonly", path: at("/sys"), recursive: true });
   }
-  // 6. /etc/hostname, /etc/hosts, /etc/resolv.conf, then the user's volumes and tmpfs.
-  for (const f of p.files) ops.push({ op: "mount", src: f.source, dst: at(f.target), fstype: null, flags: MS.BIND });
+  // 6. The user's volumes and tmpfs (/etc/hostname, hosts, resolv.conf are in the upper layer).
   for (const v of p.volumes) {
     ops.push({ op: "mount", src: v.source, dst: at(v.target), fstype: null, flags: MS.BIND | MS.REC });
     if (v.readonly) ops.push({ op: "readonly", path: at(v.target), recursive: true });
