@@ -82,7 +82,7 @@ export async function launch(c: ContainerDir, config: ContainerConfig, image: Re
 /** What a process of this container runs with: also what `gcr exec` repeats. */
 function processConfig(opts: RunOptions, image: ResolvedImage, id: string): ProcessConfig {
   const rootless = !isRoot();
-  const user = resolveUser(image.rootfs, opts.user);
+  const user = resolveUser(image.rootfs, opts.user ?? (image.config.User || undefined));
   let caps: bigint;
   try {
     caps = capabilityMask(opts.capAdd, opts.capDrop) & boundingSet(readFileSync("/proc/self/status", "utf8"));
