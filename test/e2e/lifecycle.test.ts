@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { gcr, hostMounts, isRoot, skipReason, type Result } from "../helpers/gcr.ts";
+import { GCR, gcr, hostMounts, isRoot, skipReason, type Result } from "../helpers/gcr.ts";
 import { entries, fixture, type Fixture } from "../helpers/probe.ts";
 
 setDefaultTimeout(60_000);
@@ -129,6 +129,32 @@ describe("detached containers", () => {
     expect(notForced.stderr).toContain("is running");
     await ok(["rm", "-f", "again"]);
     expect(entries(fx.containers)).not.toContain(id);
+  });
+
+  test("logs -f follows the output until the container ends; exec -it gets a terminal inside", async () => {
+    const id = (await ok(["run", "-d", "--network", "none", fx.rootfs, "sh", "-c", "for i in 1 2 3; do echo line$i; sleep 0.3; done; sleep 1000"])).trim();
+    const follow = Bun.spawn([GCR, "logs", "-f", id], { env: { ...fx.env, PATH: process.env.PATH ?? "/usr/bin:/bin" }, stdout: "pipe" });
+    let text = "";
+    const reader = (async () => {
+      for await (const c of follow.stdout) text += new TextDecoder().decode(c);
+    })();
+    await until(() => text.includes("line3"));
+    // exec -it: a new pseudo-terminal in the container's own devpts.
+    const p = Bun.spawn(["script", "-qec", `${GCR} exec -it ${id} sh -c 'tty; exit 4'; echo exec-rc=$?`, "/dev/null"], {
+      env: { ...fx.env, PATH: process.env.PATH ?? "/usr/bin:/bin" },
+      stdin: "ignore",
+      stdout: "pipe",
+    });
+    // script(1) sends its terminal's EOF character when its own stdin ends; gcr relays it and
+    // the pty echoes it as "^@": not gcr's output.
+    const tty = (await new Response(p.stdout).text()).replace(/\r/g, "").replace(/\^@/g, "");
+    expect(tty).toBe("/dev/pts/0\nexec-rc=4\n");
+    expect(await Promise.race([follow.exited.then(() => "ended"), Bun.sleep(300).then(() => "following")])).toBe("following");
+    await ok(["stop", "-t", "0", id]);
+    expect(await Promise.race([follow.exited, Bun.sleep(5000).then(() => -1)])).toBe(0);
+    await reader;
+    expect(text).toBe("line1\nline2\nline3\n");
+    await ok(["rm", id]);
   });
 
   test("run -d --rm: the container is gone after it exits", async () => {
