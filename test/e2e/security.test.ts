@@ -137,6 +137,24 @@ describe("kernel interfaces", () => {
   });
 });
 
+describe("network isolation", () => {
+  test("host-only services are out of reach: a TCP server on 127.0.0.1 and an abstract unix socket", async () => {
+    const name = `gcr-xn-${process.pid}`;
+    const unix = Bun.listen({ unix: `\0${name}`, socket: { data() {}, open(s) { s.end(); } } });
+    const tcp = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {}, open(s) { s.end(); } } });
+    try {
+      const probe = (net: string[]) => out([...net, fx.rootfs, "sh", "-c", `probe connect-tcp 127.0.0.1 ${tcp.port}; probe connect-abstract ${name}`]);
+      // The probe reaches both with the host's network, so the refusals below mean isolation.
+      expect(await probe(["--network", "host"])).toBe("OK\nOK\n");
+      expect(await probe(["--network", "none"])).toBe("ECONNREFUSED\nECONNREFUSED\n");
+      if (isRoot) expect(await probe([])).toBe("ECONNREFUSED\nECONNREFUSED\n"); // the bridge, root's default
+    } finally {
+      unix.stop(true);
+      tcp.stop(true);
+    }
+  });
+});
+
 describe.if(skipReason(isRoot, "device nodes, /proc/1/exe and hostile-rootfs tests need root (mknod, a root-owned gcr)"))("as root", () => {
   test("a device node shipped in the rootfs cannot be opened (nodev)", async () => {
     const node = join(fx.rootfs, "mem-copy");
