@@ -7,7 +7,7 @@ import { GcrError } from "../errors.ts";
 import { debug } from "../log.ts";
 import type { ImageConfig } from "../oci.ts";
 import { dataDir } from "../paths.ts";
-import { findImage } from "../store.ts";
+import { ensureStore, findImage } from "../store.ts";
 import { resolveInRoot } from "./rootfs.ts";
 
 export interface ResolvedImage {
@@ -49,6 +49,8 @@ const BUSYBOX_CANDIDATES = ["/bin/busybox", "/usr/bin/busybox"];
 export function demoRootfs(): string {
   const dir = join(dataDir(), "demo", "rootfs");
   if (existsSync(join(dir, "bin", "sh"))) return dir;
+  // Inside the store, which is closed to other users (setuid files in images, CVE-2021-41091).
+  ensureStore();
   const busybox = BUSYBOX_CANDIDATES.find((p) => existsSync(p) && isStatic(p));
   if (!busybox) throw new GcrError("the demo image needs a static busybox on the host", { hint: "apt-get install busybox-static" });
   const tmp = `${dir}.tmp-${process.pid}`;
