@@ -2,7 +2,7 @@
 // real kernel. Isolation (the seed's demos; the user-namespace one is in rootless.test.ts), the filesystem, environment and user options,
 // exit codes and signals, terminals, --debug narration, errors, and 200 runs leaving nothing.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { hostname as hostHostname } from "node:os";
 import { join } from "node:path";
 import { DEFAULT_PATH } from "../../src/run/plan.ts";
@@ -273,6 +273,15 @@ describe("terminal", () => {
     p.stdin.end();
     await reader;
     expect(text).toMatch(/gcr-exit=6/);
+  });
+});
+
+describe("the demo image", () => {
+  test("is built from the host's busybox on first use, inside the 0700 store", async () => {
+    const root = join(fx.base, "demo-store");
+    const r = await gcr(["run", "--network", "none", "demo", "sh", "-c", "echo hi from $(busybox | head -1 | cut -d' ' -f1)"], { env: { ...fx.env, GCR_ROOT: root } });
+    expect({ code: r.code, out: r.stdout, err: r.stderr }).toEqual({ code: 0, out: "hi from BusyBox\n", err: "" });
+    expect(statSync(root).mode & 0o777).toBe(0o700);
   });
 });
 
