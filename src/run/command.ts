@@ -6,7 +6,7 @@ import { dirname, join } from "node:path";
 import { EXIT, GcrError, SyscallError, UsageError, errnoName } from "../errors.ts";
 import { debug, isDebug } from "../log.ts";
 import { isRoot, stateDir } from "../paths.ts";
-import { Child, CLONE, describeOp, idmapTree, namespaceNames, type Op } from "../sys/child.ts";
+import { Child, CLONE, describeOp, idmapTree, mountFlagNames, namespaceNames, type Op } from "../sys/child.ts";
 import { kill, waitpidNoHang, type WaitStatus } from "../sys/libc.ts";
 import { closeContainerDir, createContainerDir, newContainerId, removeContainerDir, type ContainerDir } from "./container.ts";
 import { planIdMapping, writeIdMaps, type IdMapping } from "./idmap.ts";
@@ -227,7 +227,7 @@ async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedIm
       }
     },
   });
-  if (isDebug()) narratePlan(plan.ops, caps, opts);
+  if (isDebug()) narratePlan(plan.ops, caps, opts, c.merged);
 
   // Host resources (cgroup, network): each module adds itself here, see resources.ts.
   const resources: ContainerResource[] = [];
@@ -428,13 +428,17 @@ const STAGE: Partial<Record<Op["op"], string>> = {
   capambient: "caps", nnp: "caps", seccomp: "seccomp", closefds: "exec", init: "init", umask: "exec", exec: "exec",
 };
 
-function narratePlan(ops: Op[], caps: bigint, opts: RunOptions): void {
+function narratePlan(ops: Op[], caps: bigint, opts: RunOptions, merged: string): void {
+  // Paths as the container will see them: "<rootfs>/proc" rather than the long host path.
+  const short = (t: string) => t.split(merged).join("<rootfs>");
   for (const o of ops) {
     const d = describeOp(o);
     let text = [d.syscall, d.path, d.detail].filter(Boolean).join(" ");
+    if (o.op === "mount" && !o.src && !o.fstype) text = `make ${o.dst} and every mount below it private (${mountFlagNames(o.flags)}): nothing propagates to the host`;
+    else if (o.op === "mount") text = `mount ${o.fstype ?? `--bind ${o.src}`} on ${o.dst} (${mountFlagNames(o.flags)}${o.data ? `, ${o.data}` : ""})`;
     if (o.op === "capset") text += ` (${capNames(caps).join(",") || "none"})`;
     if (o.op === "exec") text = `execve ${JSON.stringify(o.argv)} trying ${o.candidates.join(", ")}`;
-    debug(STAGE[o.op] ?? "setup", `will ${text}`);
+    debug(STAGE[o.op] ?? "setup", `will ${short(text)}`);
   }
   if (!opts.seccomp) debug("seccomp", "unconfined (--security-opt seccomp=unconfined)");
 }
