@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { isMapped, mapLines, planIdMapping, subordinateRange } from "./idmap.ts";
+import { isMapped, mapLines, passwdName, planIdMapping, subordinateRange } from "./idmap.ts";
 
 describe("idmap", () => {
   test("subordinateRange matches a name or a uid and ignores junk", () => {
@@ -22,5 +22,14 @@ describe("idmap", () => {
     const m = planIdMapping(true, undefined)!;
     expect(m.uids[0]).toMatchObject({ inside: 0, outside: process.getuid!() });
     expect(m.gids[0]).toMatchObject({ inside: 0, outside: process.getgid!() });
+  });
+});
+
+describe("passwdName", () => {
+  test("finds the login name of a uid (os.userInfo() may not know it under setpriv)", () => {
+    const text = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
+    expect(passwdName(text, 65534)).toBe("nobody");
+    expect(passwdName(text, 0)).toBe("root");
+    expect(passwdName(text, 1000)).toBeUndefined();
   });
 });

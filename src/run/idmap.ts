@@ -5,7 +5,6 @@
 //    helper from the uidmap package) container 1..N -> that range too. Without them only one
 //    id exists inside, and setgroups(2) must be denied before gid_map can be written.
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { userInfo } from "node:os";
 import { GcrError, SyscallError } from "../errors.ts";
 import { debug } from "../log.ts";
 
@@ -32,6 +31,15 @@ export function subordinateRange(text: string, user: string, uid: number): { sta
   return undefined;
 }
 
+/** The login name of `uid` in passwd(5) text. */
+export function passwdName(text: string, uid: number): string | undefined {
+  for (const line of text.split("\n")) {
+    const f = line.split(":");
+    if (f.length >= 3 && f[2] === String(uid)) return f[0];
+  }
+  return undefined;
+}
+
 function readOr(path: string): string {
   try {
     return readFileSync(path, "utf8");
@@ -48,12 +56,9 @@ export function planIdMapping(rootless: boolean, userns: "host" | "private" | un
   if (!rootless && userns !== "private") return undefined;
   const uid = process.getuid!();
   const gid = process.getgid!();
-  let name = String(uid);
-  try {
-    name = userInfo().username;
-  } catch {
-    // no passwd entry: ranges keyed by uid still match
-  }
+  // Ranges are keyed by user name or uid. The name comes from /etc/passwd (os.userInfo()
+  // can answer "unknown", e.g. under setpriv).
+  const name = passwdName(readOr("/etc/passwd"), uid) ?? String(uid);
   if (!rootless) {
     const su = subordinateRange(readOr("/etc/subuid"), name, uid) ?? { start: 100000, count: 65536 };
     const sg = subordinateRange(readOr("/etc/subgid"), name, uid) ?? { start: 100000, count: 65536 };

@@ -1,7 +1,7 @@
 // gcr run as an unprivileged user (nobody, via setpriv, no sudo): a user namespace maps the
 // container's root to the caller; the rest of the isolation holds as for root.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { chownSync, mkdirSync, readFileSync, statSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gcr, isRoot, skipReason, treeSnapshot, type Result } from "../helpers/gcr.ts";
 import { entries, fixture, type Fixture } from "../helpers/probe.ts";
@@ -59,6 +59,29 @@ describe.if(skipReason(isRoot, "rootless tests switch to nobody with setpriv, wh
     expect(treeSnapshot(fx.rootfs)).toBe(before);
     expect(readFileSync(join(vol, "f"), "utf8")).toBe("y\n");
     expect(statSync(join(vol, "f")).uid).toBe(NOBODY.uid);
+  });
+
+  test("with an /etc/subuid range and newuidmap, the container gets 65536 ids", async () => {
+    const newuidmap = ["/usr/bin/newuidmap", "/bin/newuidmap"].some((p) => existsSync(p));
+    if (!newuidmap) {
+      console.log("skip: newuidmap is not installed (apt-get install uidmap)");
+      return;
+    }
+    // A range for nobody, for this test only: the host files are put back as they were.
+    const saved = ["/etc/subuid", "/etc/subgid"].map((f) => [f, existsSync(f) ? readFileSync(f, "utf8") : undefined] as const);
+    try {
+      for (const [f, text] of saved) writeFileSync(f, `${text ?? ""}nobody:300000:65536\n`);
+      // (A tmpfs: the fixture rootfs is owned by host root, which this namespace does not map.)
+      const r = await run(["--tmpfs", "/scratch", fx.rootfs, "sh", "-c", "cat /proc/self/uid_map; echo x > /scratch/f; chown 1000:1000 /scratch/f && stat -c %u /scratch/f"]);
+      expect(r.stderr.replace(/^gcr: warning: rootless networking .*\n/, "")).toBe("");
+      const lines = r.stdout.trim().split("\n").map((l) => l.trim().split(/\s+/).join(" "));
+      expect(lines).toEqual(["0 65534 1", "1 300000 65536", "1000"]);
+    } finally {
+      for (const [f, text] of saved) {
+        if (text === undefined) rmSync(f, { force: true });
+        else writeFileSync(f, text);
+      }
+    }
   });
 
   test("no container directory is left behind", async () => {
