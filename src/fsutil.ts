@@ -1,5 +1,5 @@
 // Small filesystem helpers shared by run and img2rootfs.
-import { chmodSync, lstatSync, readdirSync, rmSync } from "node:fs";
+import { chmodSync, lstatSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 
 /**
@@ -29,4 +29,13 @@ function makeWritable(path: string): void {
   if (!st.isDirectory()) return;
   if ((st.mode & 0o700) !== 0o700) chmodSync(path, (st.mode & 0o7777) | 0o700);
   for (const name of readdirSync(path)) makeWritable(join(path, name));
+}
+
+/** A text file's contents, or undefined when it cannot be read (missing, no permission). */
+export function readTextOrUndefined(path: string): string | undefined {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return undefined;
+  }
 }

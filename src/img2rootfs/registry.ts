@@ -106,7 +106,6 @@ export class RegistryClient {
   readonly origin: string;
   private token?: Token;
   private basic?: string;
-  private challenged = false;
   private readonly attempts: number;
   private readonly idleMs: number;
   private readonly backoffMs: number;
@@ -206,7 +205,6 @@ export class RegistryClient {
 
   /** Answer a challenge: Bearer -> fetch a token for repository:<repo>:pull; Basic -> send credentials. */
   private async authenticate(challenges: Challenge[]): Promise<void> {
-    this.challenged = true;
     const bearer = challenges.find((c) => c.scheme === "bearer");
     const creds = this.opts.credentials;
     if (bearer) {

@@ -4,9 +4,10 @@
 //  - rootless: container root -> the caller; with an /etc/subuid range and newuidmap (setuid
 //    helper from the uidmap package) container 1..N -> that range too. Without them only one
 //    id exists inside, and setgroups(2) must be denied before gid_map can be written.
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { GcrError, SyscallError } from "../errors.ts";
 import { debug } from "../log.ts";
+import { readTextOrUndefined } from "../fsutil.ts";
 
 export interface IdRange {
   inside: number;
@@ -40,13 +41,7 @@ export function passwdName(text: string, uid: number): string | undefined {
   return undefined;
 }
 
-function readOr(path: string): string {
-  try {
-    return readFileSync(path, "utf8");
-  } catch {
-    return "";
-  }
-}
+const readOr = (path: string): string => readTextOrUndefined(path) ?? "";
 
 const NEWUIDMAP = ["/usr/bin/newuidmap", "/bin/newuidmap"];
 const NEWGIDMAP = ["/usr/bin/newgidmap", "/bin/newgidmap"];

@@ -6,8 +6,6 @@ export const MS = {
   PRIVATE: 1 << 18, SLAVE: 1 << 19, STRICTATIME: 1 << 24,
 } as const;
 
-export const MNT_DETACH = 2;
-
 /** Device nodes in the fresh /dev: bind-mounted from the host's (works in a user namespace,
  * where mknod is refused). Nothing else from the host /dev, and nothing from the image's. */
 export const DEVICES = ["null", "zero", "full", "random", "urandom", "tty"];

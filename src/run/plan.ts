@@ -4,7 +4,7 @@
 import { CLONE, type Op } from "../sys/child.ts";
 import type { IdMapping } from "./idmap.ts";
 import { isMapped } from "./idmap.ts";
-import { DEV_SYMLINKS, DEVICES, MASKED_PATHS, MNT_DETACH, MS, READONLY_PATHS } from "./mounts.ts";
+import { DEV_SYMLINKS, DEVICES, MASKED_PATHS, MS, READONLY_PATHS } from "./mounts.ts";
 
 export interface PlanInput {
   /** Host paths of the overlay. */

@@ -13,12 +13,13 @@
 // The status is derived from these files, never stored: running if the lock is held and no
 // exit file exists; exited otherwise. A crash of any gcr process therefore cannot leave a
 // wrong status behind, only an "exited (unknown)" when the monitor was killed.
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { GcrError } from "../errors.ts";
 import { flock, LOCK_EX, LOCK_NB, LOCK_UN } from "../sys/libc.ts";
 import { containersDir } from "./container.ts";
 import type { RunOptions } from "./options.ts";
+import { readTextOrUndefined } from "../fsutil.ts";
 
 export interface ContainerConfig {
   id: string;
@@ -80,13 +81,7 @@ export function writeExit(dir: string, s: { exited: true; code: number } | { exi
   atomicWrite(join(dir, "exit"), s.exited ? `exited ${s.code}\n` : `signaled ${s.signal}\n`);
 }
 
-function readText(p: string): string | undefined {
-  try {
-    return readFileSync(p, "utf8");
-  } catch {
-    return undefined;
-  }
-}
+const readText = readTextOrUndefined;
 
 /** Whether some live process holds the container's lock. */
 export function isLocked(dir: string): boolean {

@@ -319,6 +319,7 @@ export class Child {
 
   /** The child has been reaped: its memory may go. */
   exited(): void {
+    if (this.memory) this.memory.length = 0;
     this.memory = undefined;
   }
 

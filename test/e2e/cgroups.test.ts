@@ -4,8 +4,7 @@
 // cgroup2 hierarchy (core files only: no controllers can be moved off v1 here), and its limit
 // files are covered by src/run/cgroups/manager.test.ts on a fake cgroupfs.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { removeTree } from "../../src/fsutil.ts";
 import { busyboxRootfs, ensureBuilt, gcr, GCR, isRoot, skipReason, testDirs, type Result } from "../helpers/gcr.ts";

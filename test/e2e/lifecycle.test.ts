@@ -1,7 +1,7 @@
 // Containers that outlive the terminal (issue 5): run -d through gcr-monitor, ps, exec, logs,
 // stop, kill, rm, start, prune, as a user drives them, with the compiled ./gcr.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { GCR, gcr, hostMounts, isRoot, skipReason, type Result } from "../helpers/gcr.ts";
 import { entries, fixture, type Fixture } from "../helpers/probe.ts";

@@ -6,7 +6,7 @@
 //   host        the host's netns
 //   bridge      root's default: gcr0 + veth + NAT (bridge.ts), -p via a proxy in gcr
 //   slirp4netns rootless default when installed, else pasta, else none (rootless.ts)
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { UsageError } from "../../errors.ts";
 import { debug, warn } from "../../log.ts";
@@ -19,6 +19,7 @@ import { NETWORK_STATE_DIR } from "./leases.ts";
 import { parsePublish, type PortMapping } from "./ports.ts";
 import { findDriver, PastaNetwork, SLIRP, SlirpNetwork, type RootlessDriver } from "./rootless.ts";
 import { checkDetachedPorts, removePortRules } from "./dnat.ts";
+import { readTextOrUndefined } from "../../fsutil.ts";
 
 export type NetworkMode = "none" | "host" | "bridge" | RootlessDriver;
 
@@ -102,13 +103,7 @@ export function tunUsable(): boolean {
   }
 }
 
-function readHost(path: string): string {
-  try {
-    return readFileSync(path, "utf8");
-  } catch {
-    return "";
-  }
-}
+const readHost = (path: string): string => readTextOrUndefined(path) ?? "";
 
 /** For command.ts: the container's network. `dir` is its container directory (container.ts). */
 export function planNetwork(opts: { network?: string; publish: string[]; detach?: boolean }, c: { id: string; dir: string }, hostname: string): NetworkPlan {
