@@ -215,64 +215,57 @@ describe("terminal", () => {
     expect(await out([fx.rootfs, "sh", "-c", "tty || true"])).toBe("not a tty\n");
   });
 
-  test("-it: typed input reaches the shell and `exit 5` returns 5", async () => {
-    const p = Bun.spawn(["script", "-qc", `${GCR} run -it ${fx.rootfs} sh; echo "gcr-exit=$?"`, "/dev/null"], {
-      env: scriptEnv(),
-      stdin: "pipe",
-      stdout: "pipe",
-    });
+  /** An interactive gcr under script(1): type into it, wait for what the terminal shows. */
+  function session(args: string) {
+    const p = Bun.spawn(["script", "-qc", `${GCR} run -it ${args}; echo "gcr-exit=$?"`, "/dev/null"], { env: scriptEnv(), stdin: "pipe", stdout: "pipe" });
     let text = "";
     const reader = (async () => {
       for await (const c of p.stdout) text += new TextDecoder().decode(c);
     })();
-    for (let i = 0; i < 200 && !text.includes("# "); i++) await Bun.sleep(25);
-    expect(text).toContain("# ");
-    p.stdin.write("echo typed-$((2+3))\n");
-    p.stdin.write("exit 5\n");
-    await p.stdin.flush();
-    await Promise.race([p.exited, Bun.sleep(10_000)]);
-    p.stdin.end();
-    await reader;
+    return {
+      text: () => text,
+      async type(s: string) {
+        p.stdin.write(s);
+        await p.stdin.flush();
+      },
+      async waitFor(s: string) {
+        for (let i = 0; i < 200 && !text.includes(s); i++) await Bun.sleep(25);
+        expect(text).toContain(s);
+      },
+      async end() {
+        await Promise.race([p.exited, Bun.sleep(10_000)]);
+        p.stdin.end();
+        await reader;
+        return text;
+      },
+    };
+  }
+
+  test("-it: typed input reaches the shell and `exit 5` returns 5", async () => {
+    const t = session(`${fx.rootfs} sh`);
+    await t.waitFor("# ");
+    await t.type("echo typed-$((2+3))\nexit 5\n");
+    const text = await t.end();
     expect(text).toContain("typed-5");
     expect(text).toMatch(/gcr-exit=5/);
   });
 
   test("-it: Ctrl-C interrupts the shell's foreground job, not gcr; job control works", async () => {
-    const p = Bun.spawn(["script", "-qc", `${GCR} run -it --network none ${fx.rootfs} sh; echo "gcr-exit=$?"`, "/dev/null"], {
-      env: scriptEnv(),
-      stdin: "pipe",
-      stdout: "pipe",
-    });
-    let text = "";
-    const reader = (async () => {
-      for await (const c of p.stdout) text += new TextDecoder().decode(c);
-    })();
-    const waitFor = async (s: string) => {
-      for (let i = 0; i < 200 && !text.includes(s); i++) await Bun.sleep(25);
-      expect(text).toContain(s);
-    };
-    await waitFor("# ");
+    const t = session(`--network none ${fx.rootfs} sh`);
+    await t.waitFor("# ");
     // A background job, listed by the shell's job control.
-    p.stdin.write("sleep 300 &\njobs\n");
-    await p.stdin.flush();
-    await waitFor("Running");
+    await t.type("sleep 300 &\njobs\n");
+    await t.waitFor("Running");
     // A foreground sleep, then Ctrl-C (0x03): the pty's line discipline sends SIGINT to the
     // foreground job; gcr (raw mode) only passes the byte on and the shell survives.
-    p.stdin.write("sleep 300\n");
-    await p.stdin.flush();
+    await t.type("sleep 300\n");
     await Bun.sleep(300);
-    p.stdin.write("\x03");
-    await p.stdin.flush();
-    await waitFor("^C");
-    p.stdin.write("echo alive-$?\n");
-    await p.stdin.flush();
-    await waitFor("alive-130");
-    p.stdin.write("kill %1; exit 6\n");
-    await p.stdin.flush();
-    await Promise.race([p.exited, Bun.sleep(10_000)]);
-    p.stdin.end();
-    await reader;
-    expect(text).toMatch(/gcr-exit=6/);
+    await t.type("\x03");
+    await t.waitFor("^C");
+    await t.type("echo alive-$?\n");
+    await t.waitFor("alive-130");
+    await t.type("kill %1; exit 6\n");
+    expect(await t.end()).toMatch(/gcr-exit=6/);
   });
 });
 
