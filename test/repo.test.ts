@@ -29,6 +29,21 @@ describe("repository", () => {
     }
   });
 
+  test("gcr.lima.yaml is valid YAML for an Ubuntu LTS VM whose provisioning runs provision.sh", () => {
+    const vm = Bun.YAML.parse(readFileSync(join(ROOT_DIR, "gcr.lima.yaml"), "utf8")) as {
+      images: { location: string; arch: string }[];
+      provision: { mode: string; script: string }[];
+      mounts: { location: string; writable: boolean }[];
+    };
+    expect(vm.images.map((i) => i.arch).sort()).toEqual(["aarch64", "x86_64"]);
+    for (const i of vm.images) expect(i.location).toMatch(/ubuntu-24\.04-server-cloudimg-(amd64|arm64)\.img$/);
+    expect(vm.mounts.some((m) => m.writable)).toBe(true);
+    expect(vm.provision.map((p) => p.mode)).toEqual(["system", "user"]);
+    expect(vm.provision[1]!.script).toContain("provision.sh");
+    // Each provisioning script is valid bash.
+    for (const p of vm.provision) expect(Bun.spawnSync(["bash", "-n"], { stdin: new TextEncoder().encode(p.script) }).exitCode).toBe(0);
+  });
+
   test("bun:ffi is imported only under src/sys/", () => {
     const offenders = filesUnder(join(ROOT_DIR, "src"), ".ts")
       .filter((f) => !relative(ROOT_DIR, f).startsWith("src/sys/"))
