@@ -2,7 +2,7 @@
 // real kernel. Isolation (the seed's demos; the user-namespace one is in rootless.test.ts), the filesystem, environment and user options,
 // exit codes and signals, terminals, --debug narration, errors, and 200 runs leaving nothing.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from "node:fs";
 import { hostname as hostHostname } from "node:os";
 import { join } from "node:path";
 import { DEFAULT_PATH } from "../../src/run/plan.ts";
@@ -248,6 +248,30 @@ describe("terminal", () => {
     const text = await t.end();
     expect(text).toContain("typed-5");
     expect(text).toMatch(/gcr-exit=5/);
+  });
+
+  test("-it: resizing the caller's terminal resizes the container's (SIGWINCH forwarded)", async () => {
+    const marker = `resize-${process.pid}`;
+    const t = session(`--network none --hostname ${marker} ${fx.rootfs} sh`);
+    await t.waitFor("# ");
+    await t.type("stty size\n");
+    await t.waitFor("24 80");
+    // gcr's stdin is script's terminal: resize it as a terminal emulator would.
+    const gcrPid = readdirSync("/proc").find((p) => /^\d+$/.test(p) && (() => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, "utf8").includes(`--hostname\0${marker}`);
+      } catch {
+        return false;
+      }
+    })());
+    expect(gcrPid).toBeDefined();
+    const tty = readlinkSync(`/proc/${gcrPid}/fd/0`);
+    expect(Bun.spawnSync(["stty", "-F", tty, "rows", "41", "cols", "113"]).exitCode).toBe(0);
+    await Bun.sleep(200);
+    await t.type("stty size\n");
+    await t.waitFor("41 113");
+    await t.type("exit 0\n");
+    expect(await t.end()).toMatch(/gcr-exit=0/);
   });
 
   test("-it: Ctrl-C interrupts the shell's foreground job, not gcr; job control works", async () => {
