@@ -99,6 +99,15 @@ describe("isolation (the seed's five demos)", () => {
   );
 });
 
+describe("standard input", () => {
+  test("-i passes gcr's stdin to the command and EOF ends it (no hang); without -i stdin is /dev/null", async () => {
+    const piped = await gcr(["run", "-i", "--network", "none", fx.rootfs, "sh", "-c", "cat; echo end"], { env: fx.env, stdin: "line one\nline two\n", timeoutMs: 10_000 });
+    expect(piped).toEqual({ code: 0, stdout: "line one\nline two\nend\n", stderr: "" });
+    const closed = await gcr(["run", "--network", "none", fx.rootfs, "sh", "-c", "cat; readlink /proc/self/fd/0"], { env: fx.env, stdin: "ignored\n" });
+    expect(closed).toEqual({ code: 0, stdout: "/dev/null\n", stderr: "" });
+  });
+});
+
 describe("filesystem", () => {
   test("writing inside leaves the image unchanged", async () => {
     const before = treeSnapshot(fx.rootfs);
