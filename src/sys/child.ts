@@ -1,7 +1,7 @@
 // Compile child.c with bun:ffi's TinyCC, encode a setup program for it, clone the container
 // process, and speak the sync protocol (drawn at the top of child.c) from the parent side.
 import { cc, dlopen, ptr, type Pointer } from "bun:ffi";
-import { existsSync, lstatSync, mkdirSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { GcrError, SyscallError } from "../errors.ts";
 import { debug } from "../log.ts";
@@ -136,6 +136,9 @@ function materialize(dir: string, name: string, b64: string, mode: number): stri
     const tmp = `${file}.${process.pid}.tmp`;
     writeFileSync(tmp, Buffer.from(b64, "base64"), { mode, flag: "w" });
     renameSync(tmp, file);
+    // Files of older gcr builds go (a process still using one keeps its mapping).
+    const kind = name.slice(0, name.lastIndexOf("-") + 1);
+    for (const old of readdirSync(dir)) if (old.startsWith(kind) && old !== name && !old.endsWith(".c")) rmSync(join(dir, old), { force: true });
   }
   return file;
 }
