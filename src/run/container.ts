@@ -15,8 +15,13 @@ export function containersDir(): string {
 
 export function newContainerId(): string {
   const b = new Uint8Array(32);
-  crypto.getRandomValues(b);
-  return Buffer.from(b).toString("hex");
+  for (;;) {
+    crypto.getRandomValues(b);
+    const id = Buffer.from(b).toString("hex");
+    // The short id is the default hostname: an all-digit one (1 in 280) reads as a number to
+    // resolvers (busybox's `hostname -i` then says "Unknown host"), so draw again.
+    if (/[a-f]/.test(id.slice(0, 12))) return id;
+  }
 }
 
 export interface ContainerDir {

@@ -2,6 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { closeSync, mkdtempSync, openSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { newContainerId } from "./container.ts";
 import { ago, parseSignal, statusText, tailOffset } from "./lifecycle.ts";
 
 describe("lifecycle helpers", () => {
@@ -37,6 +38,16 @@ describe("lifecycle helpers", () => {
       expect(tailOffset(fd, size, 100000)).toBe(0);
     } finally {
       closeSync(fd);
+    }
+  });
+});
+
+describe("container ids", () => {
+  test("64 hex digits; the short id (the default hostname) is never all digits", () => {
+    for (let i = 0; i < 2000; i++) {
+      const id = newContainerId();
+      expect(id).toMatch(/^[0-9a-f]{64}$/);
+      expect(id.slice(0, 12)).toMatch(/[a-f]/);
     }
   });
 });

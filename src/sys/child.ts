@@ -136,9 +136,10 @@ function materialize(dir: string, name: string, b64: string, mode: number): stri
     const tmp = `${file}.${process.pid}.tmp`;
     writeFileSync(tmp, Buffer.from(b64, "base64"), { mode, flag: "w" });
     renameSync(tmp, file);
-    // Files of older gcr builds go (a process still using one keeps its mapping).
-    const kind = name.slice(0, name.lastIndexOf("-") + 1);
-    for (const old of readdirSync(dir)) if (old.startsWith(kind) && old !== name && !old.endsWith(".c")) rmSync(join(dir, old), { force: true });
+    // Files of older gcr builds go (a process still using one keeps its mapping). Only
+    // finished files of the same kind: another gcr may be writing its ".tmp" right now.
+    const same = new RegExp(`^${name.replace(/[0-9a-f]{16}/, "[0-9a-f]{16}").replace(".", "\\.")}$`);
+    for (const old of readdirSync(dir)) if (old !== name && same.test(old)) rmSync(join(dir, old), { force: true });
   }
   return file;
 }
