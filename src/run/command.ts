@@ -9,7 +9,7 @@ import { isRoot, stateDir } from "../paths.ts";
 import { Child, CLONE, describeOp, idmapTree, mountFlagNames, namespaceNames, type Op } from "../sys/child.ts";
 import { kill, waitpidNoHang, type WaitStatus } from "../sys/libc.ts";
 import { closeContainerDir, createContainerDir, newContainerId, removeContainerDir, type ContainerDir } from "./container.ts";
-import { planIdMapping, writeIdMaps, type IdMapping } from "./idmap.ts";
+import { isMapped, planIdMapping, writeIdMaps, type IdMapping } from "./idmap.ts";
 import { resolveImage, resolveUser, type ResolvedImage } from "./image.ts";
 import { parseRunArgs, runHelp, type RunOptions } from "./options.ts";
 import { buildPlan, DEFAULT_PATH, type Plan } from "./plan.ts";
@@ -136,6 +136,10 @@ async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedIm
   const hostname = config.hostname;
   const proc = config.process;
   const user = { uid: proc.uid, gid: proc.gid, additionalGids: proc.additionalGids };
+  if (idmap && (!isMapped(idmap.uids, user.uid) || !isMapped(idmap.gids, user.gid)))
+    throw new GcrError(`user ${user.uid}:${user.gid} does not exist in this container's user namespace, which maps only ids ${idmap.uids.map((r) => (r.count === 1 ? `${r.inside}` : `${r.inside}-${r.inside + r.count - 1}`)).join(", ")}`, {
+      hint: rootless ? "run as -u 0, or give your user a range in /etc/subuid and /etc/subgid and install newuidmap (package uidmap)" : undefined,
+    });
   const env = proc.env;
   const net = planNetwork({ ...opts, detach: config.detached }, c, hostname);
   const lower = image.rootfs;

@@ -84,6 +84,16 @@ describe.if(skipReason(isRoot, "rootless tests switch to nobody with setpriv, wh
     }
   });
 
+  test("a user the namespace does not map (-u 1000 with one id) is a clear error, exit 125, nothing started", async () => {
+    const r = await run(["--network", "none", "-u", "1000", fx.rootfs, "id"]);
+    expect(r.code).toBe(125);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toContain("gcr: user 1000:");
+    expect(r.stderr).toContain("does not exist in this container's user namespace, which maps only ids 0");
+    expect(r.stderr).toContain("hint: run as -u 0, or give your user a range in /etc/subuid");
+    expect(entries(join(env.GCR_RUNROOT!, "containers"))).toEqual([]);
+  });
+
   test("no container directory is left behind", async () => {
     expect((await run([fx.rootfs, "true"])).code).toBe(0);
     expect(entries(join(env.GCR_RUNROOT!, "containers"))).toEqual([]);
