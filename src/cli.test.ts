@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { helpText, parseOptions, type OptionSpec } from "./cli.ts";
-import { parseRunArgs, parseVolume } from "./run/options.ts";
+import { parseRunArgs, parseTmpfs, parseVolume } from "./run/options.ts";
 
 const specs: OptionSpec[] = [
   { name: "interactive", short: "i", type: "boolean", help: "" },
@@ -34,7 +34,7 @@ describe("parseOptions", () => {
 describe("gcr run options", () => {
   test("docker-style flags map onto RunOptions", () => {
     const o = parseRunArgs(["--rm", "-v", "/a:/b:ro", "--tmpfs", "/t:size=1m", "--security-opt", "seccomp=unconfined", "-e", "K", "img", "cmd"], { K: "v" });
-    expect(o).toMatchObject({ image: "img", command: ["cmd"], volumes: [{ source: "/a", target: "/b", readonly: true }], tmpfs: ["/t"], seccomp: false, env: ["K=v"], noNewPrivileges: true });
+    expect(o).toMatchObject({ image: "img", command: ["cmd"], volumes: [{ source: "/a", target: "/b", readonly: true }], tmpfs: [{ target: "/t", data: "mode=1777,size=1m", noexec: false, readonly: false }], seccomp: false, env: ["K=v"], noNewPrivileges: true });
   });
   test("bad values are refused", () => {
     expect(() => parseRunArgs([])).toThrow(/requires at least 1 argument/);
@@ -42,5 +42,16 @@ describe("gcr run options", () => {
     expect(() => parseRunArgs(["--hostname", "-bad", "img"])).toThrow(/hostname/);
     expect(() => parseVolume("rel:/b")).toThrow(/absolute host path/);
     expect(() => parseVolume("/a:/b:rx")).toThrow(/SRC:DST/);
+  });
+});
+
+describe("--tmpfs options", () => {
+  test("size, mode, uid, gid as mount data; noexec and ro as flags; anything else is refused", () => {
+    expect(parseTmpfs("/run")).toEqual({ target: "/run", data: "mode=1777", noexec: false, readonly: false });
+    expect(parseTmpfs("/run:size=64m,mode=0755,uid=1000,noexec")).toEqual({ target: "/run", data: "mode=0755,size=64m,uid=1000", noexec: true, readonly: false });
+    expect(parseTmpfs("/ro:ro")).toMatchObject({ readonly: true });
+    expect(() => parseTmpfs("/x:size=1m,dev")).toThrow("invalid --tmpfs option 'dev'");
+    expect(() => parseTmpfs("/x:size=1m,foo=a,b")).toThrow("invalid --tmpfs option 'foo=a'");
+    expect(() => parseTmpfs("rel")).toThrow("the target must be an absolute path");
   });
 });

@@ -173,7 +173,7 @@ async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedIm
     const kind = st.isDirectory() ? "dir" : "file";
     return { ...v, target: prepareMountPoint(lower, c.upper, v.target, kind, { followFinal: true, owner }) };
   });
-  const tmpfs = opts.tmpfs.map((t) => prepareMountPoint(lower, c.upper, t, "dir", { followFinal: true, owner }));
+  const tmpfs = opts.tmpfs.map((t) => ({ ...t, target: prepareMountPoint(lower, c.upper, t.target, "dir", { followFinal: true, owner }) }));
   const workdir = proc.cwd;
   if (workdir !== "/") prepareMountPoint(lower, c.upper, workdir, "dir", { followFinal: true, owner });
   if (idmap && !rootless) {

@@ -17,7 +17,7 @@ export const RUN_SPECS: OptionSpec[] = [
   { name: "hostname", short: "h", type: "string", arg: "NAME", help: "container hostname (default: the short container id)" },
   { name: "entrypoint", type: "string", arg: "CMD", help: "override the image's entrypoint" },
   { name: "volume", short: "v", type: "list", arg: "SRC:DST[:ro]", help: "bind-mount a host path" },
-  { name: "tmpfs", type: "list", arg: "DST", help: "mount a tmpfs" },
+  { name: "tmpfs", type: "list", arg: "DST[:OPTS]", help: "mount a tmpfs (OPTS: size=64m,mode=1777,uid=,gid=,noexec,ro)" },
   { name: "read-only", type: "boolean", help: "mount the container's root filesystem read-only" },
   { name: "init", type: "boolean", help: "run a minimal init as pid 1 that forwards signals and reaps zombies" },
   { name: "userns", type: "string", arg: "host|private", help: "user namespace (root default: host; rootless: always private)" },
@@ -52,6 +52,36 @@ export interface Volume {
   readonly: boolean;
 }
 
+export interface Tmpfs {
+  target: string;
+  /** mount(2) data, e.g. "mode=1777,size=64m". */
+  data: string;
+  noexec: boolean;
+  readonly: boolean;
+}
+
+const TMPFS_DATA = /^(size|mode|uid|gid|nr_inodes|nr_blocks)=[0-9a-zA-Z%]+$/;
+
+/** docker's --tmpfs DST[:OPTS]: size, mode, uid, gid, nr_inodes as data; noexec, ro as flags. */
+export function parseTmpfs(spec: string): Tmpfs {
+  const colon = spec.indexOf(":");
+  const target = colon < 0 ? spec : spec.slice(0, colon);
+  if (!target.startsWith("/")) throw new UsageError(`invalid --tmpfs '${spec}': the target must be an absolute path`, "run");
+  const data = ["mode=1777"];
+  let noexec = false;
+  let readonly = false;
+  for (const o of colon < 0 ? [] : spec.slice(colon + 1).split(",").filter(Boolean)) {
+    if (o === "noexec") noexec = true;
+    else if (o === "exec" || o === "rw" || o === "nosuid" || o === "nodev") continue; // nosuid,nodev are always set
+    else if (o === "ro") readonly = true;
+    else if (TMPFS_DATA.test(o)) {
+      if (o.startsWith("mode=")) data[0] = o;
+      else data.push(o);
+    } else throw new UsageError(`invalid --tmpfs option '${o}' in '${spec}': use size=, mode=, uid=, gid=, nr_inodes=, noexec, ro`, "run");
+  }
+  return { target, data: data.join(","), noexec, readonly };
+}
+
 export interface CgroupOptions {
   memory?: string;
   memorySwap?: string;
@@ -76,7 +106,7 @@ export interface RunOptions {
   hostname?: string;
   entrypoint?: string;
   volumes: Volume[];
-  tmpfs: string[];
+  tmpfs: Tmpfs[];
   readOnly: boolean;
   init: boolean;
   userns: "host" | "private" | undefined;
@@ -139,11 +169,7 @@ export function parseRunArgs(argv: string[], hostEnv: Record<string, string | un
     hostname,
     entrypoint: str(v.entrypoint),
     volumes: list(v.volume).map(parseVolume),
-    tmpfs: list(v.tmpfs).map((t) => {
-      const dst = t.split(":")[0]!;
-      if (!dst.startsWith("/")) throw new UsageError(`invalid --tmpfs '${t}': the target must be an absolute path`, "run");
-      return dst;
-    }),
+    tmpfs: list(v.tmpfs).map(parseTmpfs),
     readOnly: v["read-only"] === true,
     init: v.init === true,
     userns,

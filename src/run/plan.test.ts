@@ -8,7 +8,7 @@ function input(over: Partial<PlanInput> = {}): PlanInput {
   return {
     lower: "/img", upper: "/c/upper", work: "/c/work", merged: "/c/merged", overlayData: "lowerdir=/img",
     setgroupsDenied: false, hostname: "h",
-    volumes: [{ source: "/src", target: "/data", readonly: true }], tmpfs: ["/scratch"], readOnly: false,
+    volumes: [{ source: "/src", target: "/data", readonly: true }], tmpfs: [{ target: "/scratch", data: "mode=1777", noexec: false, readonly: false }], readOnly: false,
     newNetwork: true, cgroupNamespace: true, workdir: "/", uid: 0, gid: 0, additionalGids: [],
     capabilities: capabilityMask([], []), seccomp: defaultSeccompFilter(), noNewPrivileges: true,
     interactive: false, init: false, argv: ["sh"], env: ["PATH=/bin"],

@@ -23,7 +23,7 @@ export interface PlanInput {
   setgroupsDenied: boolean;
   hostname: string;
   volumes: { source: string; target: string; readonly: boolean }[];
-  tmpfs: string[];
+  tmpfs: { target: string; data: string; noexec: boolean; readonly: boolean }[];
   readOnly: boolean;
   /** A new network namespace (loopback only) unless --network host. */
   newNetwork: boolean;
@@ -112,7 +112,8 @@ export function buildPlan(p: PlanInput): Plan {
     ops.push({ op: "mount", src: v.source, dst: at(v.target), fstype: null, flags: MS.BIND | MS.REC });
     if (v.readonly) ops.push({ op: "readonly", path: at(v.target), recursive: true });
   }
-  for (const t of p.tmpfs) ops.push({ op: "mount", src: "tmpfs", dst: at(t), fstype: "tmpfs", flags: MS.NOSUID | MS.NODEV, data: "mode=1777" });
+  for (const t of p.tmpfs)
+    ops.push({ op: "mount", src: "tmpfs", dst: at(t.target), fstype: "tmpfs", flags: MS.NOSUID | MS.NODEV | (t.noexec ? MS.NOEXEC : 0) | (t.readonly ? MS.RDONLY : 0), data: t.data });
   // 7. Masked and read-only kernel paths, after /proc and /sys exist.
   for (const path of MASKED_PATHS) {
     if (!p.exists(path)) continue;

@@ -134,6 +134,10 @@ describe("filesystem", () => {
     const o = await out(["--read-only", "--tmpfs", "/scratch", fx.rootfs, "sh", "-c", "probe write /scratch/x; stat -f -c %T /scratch; grep -c ' /scratch ' /proc/self/mountinfo"]);
     expect(o).toBe("OK\ntmpfs\n1\n");
     expect(existsSync(join(fx.rootfs, "scratch"))).toBe(false);
+    // docker's tmpfs options: size and mode as mount data, noexec as a flag.
+    const opts = await out(["--tmpfs", "/t:size=2m,mode=0700,noexec", fx.rootfs, "sh", "-c", "grep ' /t ' /proc/self/mounts; cp /bin/busybox /t/bb; /t/bb true 2>/dev/null || echo noexec-refused"]);
+    expect(opts).toMatch(/^tmpfs \/t tmpfs rw,nosuid,nodev,noexec,relatime,size=2048k,mode=700/);
+    expect(opts).toContain("noexec-refused");
   });
 
   test("-w sets the working directory and creates it if missing (not in the image)", async () => {
