@@ -52,6 +52,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     detached: opts.detach,
     autoRemove: opts.rm,
     hostname: opts.hostname ?? id.slice(0, 12),
+    stopSignal: image.config.StopSignal,
     opts,
     process: processConfig(opts, image, id),
   };

@@ -200,9 +200,9 @@ export async function stopCommand(argv: string[]): Promise<number> {
   if (p.rest.length === 0) throw new UsageError("requires at least 1 argument: ID|NAME", "stop");
   const t = (p.values.time as string | undefined) ?? "10";
   if (!/^\d+$/.test(t)) throw new UsageError(`invalid --time '${t}'`, "stop");
-  const first = parseSignal((p.values.signal as string | undefined) ?? "TERM");
   for (const ref of p.rest) {
     const c = findContainer(ref);
+    const first = parseSignal((p.values.signal as string | undefined) ?? c.config.stopSignal ?? "TERM");
     if (c.status.state === "running") {
       debug("stop", `signal ${first} to ${shortId(c.config.id)} (host pid ${c.status.pid}), SIGKILL after ${t} s`);
       kill(c.status.pid, first);

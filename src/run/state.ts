@@ -34,6 +34,8 @@ export interface ContainerConfig {
   detached: boolean;
   autoRemove: boolean;
   hostname: string;
+  /** The image's StopSignal (what `gcr stop` sends first), if it names one. */
+  stopSignal?: string;
   opts: RunOptions;
   /** What `gcr exec` repeats for a new process in the container. */
   process: ProcessConfig;

@@ -20,6 +20,13 @@ describe.if(skipReason(hasRegistry && isRoot, "needs docker-registry and root (t
     await pushImage(reg, "test/distro", "v1", buildImage(distroLayers(false), { config: DISTRO_CONFIG }));
     const p = await gcr(["pull", "-q", `${reg.host}/test/distro:v1`, "distro"], { env, timeoutMs: 60_000 });
     expect({ code: p.code, stderr: p.stderr }).toEqual({ code: 0, stderr: "" });
+    // An image that stops on SIGUSR1 (its StopSignal) and ignores SIGTERM, as pid 1 does.
+    const stopper = buildImage(distroLayers(false), {
+      config: { ...DISTRO_CONFIG, User: "0", Cmd: ["trap 'echo got-usr1; exit 0' USR1; echo ready; while true; do sleep 0.1; done"], StopSignal: "SIGUSR1" },
+    });
+    await pushImage(reg, "test/stopper", "v1", stopper);
+    const q = await gcr(["pull", "-q", `${reg.host}/test/stopper:v1`, "stopper"], { env, timeoutMs: 60_000 });
+    expect({ code: q.code, stderr: q.stderr }).toEqual({ code: 0, stderr: "" });
   });
   afterAll(async () => {
     await reg?.stop();
@@ -40,6 +47,18 @@ describe.if(skipReason(hasRegistry && isRoot, "needs docker-registry and root (t
     expect(o.stdout).toBe("0\n");
     const w = await run("-w", "/tmp", "-e", "LANG=C", "distro", 'echo "$LANG"; pwd');
     expect(w.stdout).toBe("C\n/tmp\n");
+  });
+
+  test("gcr stop sends the image's StopSignal first", async () => {
+    const id = (await gcr(["run", "-d", "--network", "none", "stopper"], { env })).stdout.trim();
+    for (let i = 0; i < 100 && !(await gcr(["logs", id], { env })).stdout.includes("ready"); i++) await Bun.sleep(50);
+    const t0 = Date.now();
+    expect((await gcr(["stop", "-t", "10", id], { env })).code).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(5000); // not the 10 s grace period
+    expect((await gcr(["logs", id], { env })).stdout).toBe("ready\ngot-usr1\n");
+    const state = JSON.parse((await gcr(["inspect", id], { env })).stdout)[0].State;
+    expect(state).toMatchObject({ state: "exited", code: 0 });
+    expect((await gcr(["rm", id], { env })).code).toBe(0);
   });
 
   test("containers never modify the pulled rootfs", async () => {
