@@ -1,26 +1,9 @@
 // The two file-system calls node:fs lacks, for layer extraction: mknod (device nodes, fifos)
-// and lsetxattr (security.capability & co). libc is opened lazily on first use, and only here.
-import { dlopen, FFIType, ptr, read } from "bun:ffi";
+// and lsetxattr (security.capability & co), through the one libc handle in libc.ts.
+import { ptr } from "bun:ffi";
+import { errno, libc } from "./libc.ts";
 import { SyscallError } from "../errors.ts";
 
-let lib: ReturnType<typeof open> | undefined;
-
-function open() {
-  return dlopen("libc.so.6", {
-    mknod: { args: [FFIType.cstring, FFIType.u32, FFIType.u64], returns: FFIType.i32 },
-    lsetxattr: { args: [FFIType.cstring, FFIType.cstring, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
-    __errno_location: { args: [], returns: FFIType.ptr },
-  }).symbols;
-}
-
-function libc() {
-  return (lib ??= open());
-}
-
-// Read errno at once, before any other native call can clobber it.
-function errno(): number {
-  return read.i32(libc().__errno_location()!, 0);
-}
 
 /** glibc's makedev(). */
 export function makedev(major: number, minor: number): bigint {

@@ -15,17 +15,27 @@ const symbols = {
   flock: { args: ["i32", "i32"], returns: "i32" },
   umount2: { args: ["cstring", "i32"], returns: "i32" },
   prctl: { args: ["i32", "u64", "u64", "u64", "u64"], returns: "i32" },
+  // For the layer extractor (fsops.ts).
+  mknod: { args: ["cstring", "u32", "u64"], returns: "i32" },
+  lsetxattr: { args: ["cstring", "cstring", "ptr", "u64", "i32"], returns: "i32" },
+  // For rtnetlink (netlink.ts).
+  socket: { args: ["i32", "i32", "i32"], returns: "i32" },
+  sendto: { args: ["i32", "ptr", "u64", "i32", "ptr", "u32"], returns: "i64" },
+  recv: { args: ["i32", "ptr", "u64", "i32"], returns: "i64" },
+  setns: { args: ["i32", "i32"], returns: "i32" },
 } as const;
 
 type Lib = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
 let lib: Lib | undefined;
 
-function libc(): Lib {
+/** The one libc handle of gcr, opened on first use. fsops.ts and netlink.ts call through it. */
+export function libc(): Lib {
   lib ??= dlopen("libc.so.6", symbols).symbols;
   return lib;
 }
 
-function errno(): number {
+/** errno of the last failed call: read it at once, before any other native call. */
+export function errno(): number {
   return read.i32(libc().__errno_location() as Pointer, 0);
 }
 

@@ -9,29 +9,10 @@
 //
 // The encoding half (nlmsg, attr, ifinfomsg, ...) is pure and unit-tested in netlink.test.ts.
 import { closeSync, openSync } from "node:fs";
-import { dlopen, FFIType, ptr, read } from "bun:ffi";
+import { ptr } from "bun:ffi";
+import { errno, libc } from "./libc.ts";
 import { SyscallError } from "../errors.ts";
 
-let lib: ReturnType<typeof load> | undefined;
-
-function load() {
-  return dlopen("libc.so.6", {
-    socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
-    sendto: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i64 },
-    recv: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i64 },
-    close: { args: [FFIType.i32], returns: FFIType.i32 },
-    setns: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
-    __errno_location: { args: [], returns: FFIType.ptr },
-  }).symbols;
-}
-
-function libc() {
-  return (lib ??= load());
-}
-
-function errno(): number {
-  return read.i32(libc().__errno_location()!, 0);
-}
 
 // <linux/netlink.h>, <linux/rtnetlink.h>, <linux/if_link.h>, <linux/if_addr.h>
 const AF_NETLINK = 16;
