@@ -225,8 +225,10 @@ static long send_fd(long sock, long fd)
 	return sc3(SYS_sendmsg, sock, msg, 0);
 }
 
-/* Receive the one-byte "G", and the fd that may come with it (SCM_RIGHTS) into passed_fd. */
-static long recv_go(long sock, char *go)
+/* recvmsg of up to `len` bytes and at most one fd passed with SCM_RIGHTS (-1 when none).
+ * x86_64 layouts: msghdr is 7 longs; cmsghdr is len (8), level (4), type (4), then the int.
+ * Returns the byte count (0 at EOF) or -errno. Used by both sides of the sync socket. */
+static long recv_fd(long sock, void *buf, long len, int *fd)
 {
 	long iov[2];
 	long msg[7];
@@ -234,13 +236,23 @@ static long recv_go(long sock, char *go)
 	int *ci = (int *)cbuf;
 	long n, i;
 	for (i = 0; i < 4; i++) cbuf[i] = 0;
-	iov[0] = (long)go; iov[1] = 1;
+	*fd = -1;
+	iov[0] = (long)buf; iov[1] = len;
 	msg[0] = 0; msg[1] = 0; msg[2] = (long)iov; msg[3] = 1;
 	msg[4] = (long)cbuf; msg[5] = sizeof cbuf; msg[6] = 0;
 	do {
 		n = sc3(SYS_recvmsg, sock, msg, 0x40000000 /* MSG_CMSG_CLOEXEC */);
 	} while (n == -4 /* EINTR */);
-	if (n == 1 && msg[5] >= 20 && ci[2] == 1 && ci[3] == 1) passed_fd = ci[4];
+	if (n > 0 && msg[5] >= 20 && ci[2] == 1 && ci[3] == 1) *fd = ci[4];
+	return n;
+}
+
+/* Receive the one-byte "G", and the fd that may come with it into passed_fd. */
+static long recv_go(long sock, char *go)
+{
+	int fd;
+	long n = recv_fd(sock, go, 1, &fd);
+	if (n == 1) passed_fd = fd;
 	return n;
 }
 
@@ -544,23 +556,8 @@ int gcr_idmap_tree(const char *path, int userns_fd)
  * Returns the byte count (0 at EOF), or -errno. Blocks: the child answers within its setup. */
 int gcr_recv(int sock, int *out)
 {
-	long iov[2];
-	long msg[7];
-	long cbuf[4];
-	int *ci = (int *)cbuf;
-	long n;
-	int i;
-	for (i = 0; i < 4; i++) cbuf[i] = 0;
-	out[0] = 0; out[1] = 0; out[2] = 0; out[3] = -1;
-	iov[0] = (long)out; iov[1] = 12;
-	msg[0] = 0; msg[1] = 0; msg[2] = (long)iov; msg[3] = 1;
-	msg[4] = (long)cbuf; msg[5] = sizeof cbuf; msg[6] = 0;
-	do {
-		n = sc3(SYS_recvmsg, sock, msg, 0x40000000 /* MSG_CMSG_CLOEXEC */);
-	} while (n == -4 /* EINTR */);
-	if (n < 0) return (int)n;
-	if (msg[5] >= 20 && ci[2] == 1 && ci[3] == 1) out[3] = ci[4];
-	return (int)n;
+	out[0] = 0; out[1] = 0; out[2] = 0;
+	return (int)recv_fd(sock, out, 12, &out[3]);
 }
 
 #ifdef GCR_MONITOR
