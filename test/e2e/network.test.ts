@@ -20,13 +20,21 @@ beforeAll(() => {
   chmodSync(join(dirs.base, "rootfs"), 0o755);
   env = { GCR_ROOT: dirs.root, GCR_RUNROOT: dirs.runroot };
 });
-afterAll(() => removeTree(dirs.base));
+// Long-running containers a failed test may leave behind: SIGKILL their gcr (the container
+// dies with it) before the test dirs go.
+const started: Bun.Subprocess[] = [];
+afterAll(async () => {
+  for (const p of started) p.kill("SIGKILL");
+  await Promise.all(started.map((p) => p.exited));
+  removeTree(dirs.base);
+});
 
 const run = (args: string[], o: { env?: Record<string, string>; stdin?: string } = {}) => gcr(["run", ...args], { env: { ...env, ...o.env }, stdin: o.stdin });
 
 /** A long-running container: resolves with its first stdout line (e.g. its address). */
 function start(args: string[], extraEnv: Record<string, string> = {}) {
   const p = Bun.spawn([GCR, "run", ...args], { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env, ...extraEnv }, stdout: "pipe", stderr: "pipe" });
+  started.push(p);
   const reader = p.stdout.getReader();
   let out = "";
   const firstLine = (async () => {
