@@ -23,6 +23,9 @@ packages=(busybox-static docker-registry skopeo umoci crun runc bubblewrap hyper
   zstd jq socat conmon openssl python3 time curl
   nodejs ca-certificates)
 
+# Debian's and Ubuntu's nodejs ship npm separately (NodeSource's includes it).
+command -v npm >/dev/null 2>&1 || packages+=(npm)
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
