@@ -5,10 +5,6 @@ import { writeSync } from "node:fs";
 import { debug } from "../log.ts";
 import { close, setWindowSize } from "../sys/libc.ts";
 
-// Loaded with require(), not import: bun build hoists every node: import of the bundle to
-// the binary's start, and it costs gcr run ~10 ms each although only -t uses it.
-const tty = require("node:tty") as typeof import("node:tty");
-
 export function startTerminal(master: number, interactive: boolean): { finished: () => Promise<void>; restore: () => void } {
   const stdin = process.stdin;
   const raw = interactive && stdin.isTTY;
@@ -33,6 +29,9 @@ export function startTerminal(master: number, interactive: boolean): { finished:
   }
 
   // Reading the master ends with EIO once the last process holding the slave exits.
+  // node:tty is required here, not imported: bun build would load it at every gcr start
+  // (about 10 ms), and only -t needs it.
+  const tty = require("node:tty") as typeof import("node:tty");
   const out = new tty.ReadStream(master);
   const finished = new Promise<void>((resolve) => {
     out.on("data", (d: Buffer) => process.stdout.write(d));
