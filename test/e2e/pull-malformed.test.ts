@@ -1,5 +1,5 @@
 // Malformed layers (security.md E22): a blob that is not a tar, a tar cut short, a header with
-// a bad checksum, trailing garbage after the tar's end. Each pull must fail with exit 125 and
+// a bad checksum. Each pull must fail with exit 125 and
 // one clear line naming the layer, install nothing and leave no staging directory: never hang,
 // never crash with a stack trace.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
