@@ -82,7 +82,6 @@ export async function launch(c: ContainerDir, config: ContainerConfig, image: Re
 
 /** What a process of this container runs with: also what `gcr exec` repeats. */
 function processConfig(opts: RunOptions, image: ResolvedImage, id: string): ProcessConfig {
-  const rootless = !isRoot();
   const user = resolveUser(image.rootfs, opts.user ?? (image.config.User || undefined));
   let caps: bigint;
   try {
@@ -90,7 +89,6 @@ function processConfig(opts: RunOptions, image: ResolvedImage, id: string): Proc
   } catch (e) {
     throw new UsageError((e as Error).message, "run");
   }
-  const idmap = planIdMapping(rootless, opts.userns);
   return {
     env: containerEnv(opts, image, opts.hostname ?? id.slice(0, 12), user.home),
     cwd: opts.workdir ?? image.config.WorkingDir ?? "/",
@@ -100,7 +98,6 @@ function processConfig(opts: RunOptions, image: ResolvedImage, id: string): Proc
     capabilities: `0x${caps.toString(16)}`,
     seccomp: opts.seccomp,
     noNewPrivileges: opts.noNewPrivileges,
-    setgroupsDenied: rootless && !idmap?.helper,
   };
 }
 
@@ -202,7 +199,8 @@ async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedIm
     overlayData: overlayData(idmappedLower ?? lower, c.upper, c.work, idmap !== undefined),
     idmappedLower,
     idmap,
-    setgroupsDenied: proc.setgroupsDenied,
+    // An unprivileged writer of a one-id map must deny setgroups first (idmap.ts).
+    setgroupsDenied: rootless && !idmap?.helper,
     becomeRoot: idmap !== undefined && !rootless,
     hostname,
     volumes,
@@ -427,7 +425,7 @@ function relaySignals(pid: number, tty: boolean): { stop: () => void } {
 }
 
 const STAGE: Partial<Record<Op["op"], string>> = {
-  mount: "mount", mkdir: "mount", mkfile: "mount", symlink: "mount", readonly: "mount", umount: "mount",
+  mount: "mount", mkdir: "mount", mkfile: "mount", symlink: "mount", readonly: "mount",
   pivot: "pivot_root", hostname: "uts", loopback: "net", unshare: "cgroup", chdir: "exec", tty: "tty",
   stdinNull: "exec", setsid: "exec", setgroups: "user", setid: "user", bounding: "caps", capset: "caps",
   capambient: "caps", nnp: "caps", seccomp: "seccomp", closefds: "exec", init: "init", umask: "exec", exec: "exec",

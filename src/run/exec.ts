@@ -15,7 +15,8 @@ import { expandEnv, parseEnvFile } from "./options.ts";
 import { execCandidates } from "./plan.ts";
 import type { ContainerResource } from "./resources.ts";
 import { defaultSeccompFilter } from "./security.ts";
-import { findContainer, type ContainerConfig } from "./state.ts";
+import { findContainer } from "./state.ts";
+import { recordedCgroups } from "./cgroups/resource.ts";
 
 const EXEC_SPECS: OptionSpec[] = [
   { name: "interactive", short: "i", type: "boolean", help: "keep stdin open" },
@@ -87,7 +88,8 @@ export async function execCommand(argv: string[]): Promise<number> {
       if (!v.interactive) ops.push({ op: "stdinNull" });
       ops.push({ op: "setsid" });
     }
-    if (!proc.setgroupsDenied) ops.push({ op: "setgroups", gids: user.additionalGids });
+    // A rootless one-id namespace has setgroups(2) denied; the kernel says so in /proc.
+    if (readFileSync(`/proc/${pid}/setgroups`, "utf8").trim() !== "deny") ops.push({ op: "setgroups", gids: user.additionalGids });
     const caps = BigInt(proc.capabilities);
     ops.push({ op: "bounding", keep: caps });
     ops.push({ op: "setid", uid: user.uid, gid: user.gid });
@@ -98,7 +100,7 @@ export async function execCommand(argv: string[]): Promise<number> {
     if (proc.seccomp) ops.push({ op: "seccomp", filter: defaultSeccompFilter() });
     ops.push({ op: "exec", candidates: execCandidates(cmd[0]!, envList), argv: cmd, env: envList });
 
-    const resources: ContainerResource[] = [joinCgroups(c.config, c.dir)];
+    const resources: ContainerResource[] = [joinCgroups(c.config.id)];
     return await startAndWait({ cloneFlags: 0, ops }, resources, { tty: v.tty === true, interactive: v.interactive === true }, cmd, undefined);
   } finally {
     // The child closes its copies after setns; these are gcr's.
@@ -106,26 +108,20 @@ export async function execCommand(argv: string[]): Promise<number> {
   }
 }
 
-/** Put the exec'd process into the container's cgroups (as recorded by the cgroup module). */
-function joinCgroups(config: ContainerConfig, dir: string): ContainerResource {
+/** Put the exec'd process into the container's cgroups (recorded by the cgroup module). */
+function joinCgroups(id: string): ContainerResource {
   return {
     name: "cgroup",
     attach(pid: number) {
-      let leaves: string[];
-      try {
-        leaves = readFileSync(join(dir, "cgroups"), "utf8").split("\n").filter(Boolean);
-      } catch {
-        return; // the container has no cgroup (rootless without delegation)
-      }
+      const leaves = recordedCgroups(id);
       for (const leaf of leaves) {
-        if (!leaf.endsWith(`/${config.id}`)) continue;
         try {
           writeFileSync(join(leaf, "cgroup.procs"), `${pid}\n`);
         } catch (e) {
           throw new GcrError(`join the container's cgroup ${leaf}`, { cause: e });
         }
       }
-      debug("cgroup", `exec process ${pid} joined ${leaves.length} cgroup(s) of ${config.id.slice(0, 12)}`);
+      debug("cgroup", `exec process ${pid} joined ${leaves.length} cgroup(s) of ${id.slice(0, 12)}`);
     },
     release() {},
   };

@@ -55,12 +55,6 @@ export function resolveInRoot(root: string, path: string, followFinal = true): {
 }
 
 /**
- * Make sure `path` exists in the merged view as a directory (or a file) by creating what is
- * missing in upper. Parent directories that exist in lower are recreated in upper with
- * lower's owner and mode, so the merged view keeps them as they were.
- * Returns the in-root path to mount on (symlinks resolved).
- */
-/**
  * Who owns what gcr creates in the upper layer: "copy" (root, no user namespace: parent dirs
  * keep lower's owner, new entries are root's), "none" (rootless: the caller, who is the
  * container's root), or the host ids of the container's root (root with --userns=private).
@@ -74,6 +68,22 @@ function own(path: string, owner: UpperOwner, lowerSt?: Stats): void {
   } else chownSync(path, owner.uid, owner.gid);
 }
 
+/** Recreate lower's directory `rel` in upper with its mode (and owner, per `owner`), so that
+ * something can be created below it without changing how the merged view shows it. */
+function copyUpDir(lower: string, upper: string, rel: string[], owner: UpperOwner): void {
+  const st = lstatSync(join(lower, ...rel));
+  const up = join(upper, ...rel);
+  mkdirSync(up);
+  chmodSync(up, st.mode & 0o7777); // not through mkdir's mode, which the umask trims
+  own(up, owner, st);
+}
+
+/**
+ * Make sure `path` exists in the merged view as a directory (or a file) by creating what is
+ * missing in upper. Parent directories that exist in lower are recreated in upper with
+ * lower's owner and mode, so the merged view keeps them as they were.
+ * Returns the in-root path to mount on (symlinks resolved).
+ */
 export function prepareMountPoint(lower: string, upper: string, path: string, kind: "dir" | "file", opts: { followFinal: boolean; owner: UpperOwner }): string {
   const { resolved } = resolveInRoot(lower, path, opts.followFinal);
   const parts = resolved.split("/").filter(Boolean);
@@ -86,12 +96,8 @@ export function prepareMountPoint(lower: string, upper: string, path: string, ki
     const up = join(upper, ...parts.slice(0, i + 1));
     if (lstatOrUndefined(up)) continue;
     const last = i === parts.length - 1;
-    if (i < first) {
-      const st = lstatSync(join(lower, ...parts.slice(0, i + 1)));
-      mkdirSync(up);
-      chmodSync(up, st.mode & 0o7777); // not through mkdir's mode, which the umask trims
-      own(up, opts.owner, st);
-    } else {
+    if (i < first) copyUpDir(lower, upper, parts.slice(0, i + 1), opts.owner);
+    else {
       if (last && kind === "file") writeFileSync(up, "", { mode: 0o644 });
       else mkdirSync(up, { mode: 0o755 });
       own(up, opts.owner);
@@ -112,14 +118,7 @@ export function prepareMountPoint(lower: string, upper: string, path: string, ki
 export function linkIntoUpper(lower: string, upper: string, path: string, source: string, opts: { owner: UpperOwner }): string {
   const parent = prepareMountPoint(lower, upper, dirname(path), "dir", { followFinal: true, owner: opts.owner });
   const parts = parent.split("/").filter(Boolean);
-  for (let i = 0; i < parts.length; i++) {
-    const up = join(upper, ...parts.slice(0, i + 1));
-    if (lstatOrUndefined(up)) continue;
-    const st = lstatSync(join(lower, ...parts.slice(0, i + 1)));
-    mkdirSync(up);
-    chmodSync(up, st.mode & 0o7777);
-    own(up, opts.owner, st);
-  }
+  for (let i = 0; i < parts.length; i++) if (!lstatOrUndefined(join(upper, ...parts.slice(0, i + 1)))) copyUpDir(lower, upper, parts.slice(0, i + 1), opts.owner);
   const file = join(upper, ...parts, basename(path));
   rmSync(file, { force: true, recursive: true });
   linkSync(source, file);

@@ -51,7 +51,6 @@ export interface ProcessConfig {
   capabilities: string;
   seccomp: boolean;
   noNewPrivileges: boolean;
-  setgroupsDenied: boolean;
 }
 
 export type Status =
@@ -68,11 +67,8 @@ export function containerDir(id: string): string {
   return join(containersDir(), id);
 }
 
-export function writeConfig(dir: string, c: ContainerConfig): void {
-  atomicWrite(join(dir, "config.json"), JSON.stringify(c, null, 2) + "\n");
-}
 
-export function atomicWrite(path: string, text: string): void {
+function atomicWrite(path: string, text: string): void {
   const tmp = `${path}.${process.pid}.tmp`;
   writeFileSync(tmp, text, { mode: 0o600 });
   renameSync(tmp, path);

@@ -142,7 +142,6 @@ long gcr_clone(long flags, char *stack, int (*fn)(void *), void *arg);
 #define OP_CLOSEFDS 19    /* mark every fd above 2 close-on-exec */
 #define OP_EXEC 20        /* candidate paths (NULL-terminated), argv, envp */
 #define OP_INIT 21        /* fork: pid 1 stays as a minimal init, the child goes on */
-#define OP_UMOUNT 22      /* path, flags */
 #define OP_READONLY 23    /* path, recursive: mount_setattr(MOUNT_ATTR_RDONLY) */
 #define OP_UMASK 24       /* mask */
 #define OP_CAPAMBIENT 25  /* clear the ambient set */
@@ -170,7 +169,7 @@ static void relocate(long *prog)
 		switch (op[0]) {
 		case OP_MOUNT: R(op[1]); R(op[2]); R(op[3]); R(op[5]); break;
 		case OP_MKDIR: case OP_MKFILE: case OP_PIVOT: case OP_CHDIR: case OP_HOSTNAME:
-		case OP_UMOUNT: case OP_READONLY: case OP_MOVE_MOUNT: R(op[1]); break;
+		case OP_READONLY: case OP_MOVE_MOUNT: R(op[1]); break;
 		case OP_SYMLINK: R(op[1]); R(op[2]); break;
 		case OP_SETGROUPS: R(op[2]); break;
 		case OP_SECCOMP: R(op[1]); R(((long *)op[1])[1]); break;
@@ -204,25 +203,30 @@ static void fail(long op, long e)
 	for (;;) sc1(SYS_exit_group, 125);
 }
 
-/* Send {'T', 0, 0} with the pty master attached (SCM_RIGHTS). x86_64 struct layouts. */
-static long send_fd(long sock, long fd)
+/* sendmsg of `len` bytes, with `fd` attached (SCM_RIGHTS) when it is >= 0. x86_64 layouts:
+ * msghdr is 7 longs; cmsghdr is len (8), level (4), type (4), then the int. Returns bytes sent
+ * or -errno. Used by both sides of the sync socket (the pty master up, the image tree down). */
+static long send_with_fd(long sock, void *buf, long len, long fd)
 {
-	int payload[3];
 	long iov[2];
 	long msg[7];
-	long cbuf[3]; /* cmsghdr: len (8), level (4), type (4), then the int fd */
+	long cbuf[3];
 	int *ci = (int *)cbuf;
-	payload[0] = 'T'; payload[1] = 0; payload[2] = 0;
-	iov[0] = (long)payload; iov[1] = sizeof payload;
-	cbuf[0] = 16 + 4;        /* CMSG_LEN(sizeof(int)) */
-	ci[2] = 1;               /* SOL_SOCKET */
-	ci[3] = 1;               /* SCM_RIGHTS */
-	ci[4] = (int)fd;
-	msg[0] = 0; msg[1] = 0;  /* name, namelen */
-	msg[2] = (long)iov; msg[3] = 1;
-	msg[4] = (long)cbuf; msg[5] = 24; /* CMSG_SPACE(sizeof(int)) */
-	msg[6] = 0;
-	return sc3(SYS_sendmsg, sock, msg, 0);
+	long n;
+	iov[0] = (long)buf; iov[1] = len;
+	msg[0] = 0; msg[1] = 0; msg[2] = (long)iov; msg[3] = 1;
+	msg[4] = 0; msg[5] = 0; msg[6] = 0;
+	if (fd >= 0) {
+		cbuf[0] = 16 + 4;    /* CMSG_LEN(sizeof(int)) */
+		ci[2] = 1;           /* SOL_SOCKET */
+		ci[3] = 1;           /* SCM_RIGHTS */
+		ci[4] = (int)fd;
+		msg[4] = (long)cbuf; msg[5] = 24; /* CMSG_SPACE(sizeof(int)) */
+	}
+	do {
+		n = sc3(SYS_sendmsg, sock, msg, 0);
+	} while (n == -4 /* EINTR */);
+	return n;
 }
 
 /* recvmsg of up to `len` bytes and at most one fd passed with SCM_RIGHTS (-1 when none).
@@ -332,7 +336,11 @@ static long run_tty(long *op)
 	if (r < 0) return r;
 	sc2(SYS_dup2, s, 0); sc2(SYS_dup2, s, 1); sc2(SYS_dup2, s, 2);
 	if (s > 2) sc1(SYS_close, s);
-	r = send_fd(sock_fd, m);
+	{
+		int payload[3];
+		payload[0] = 'T'; payload[1] = 0; payload[2] = 0;
+		r = send_with_fd(sock_fd, payload, sizeof payload, m);
+	}
 	if (r < 0) return r;
 	return sc1(SYS_close, m);
 }
@@ -449,9 +457,6 @@ static int child_main(void *arg)
 		case OP_CLOSEFDS:
 			r = sc3(SYS_close_range, 3, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
 			break;
-		case OP_UMOUNT:
-			r = sc2(SYS_umount2, op[1], op[2]);
-			break;
 		case OP_READONLY: {
 			long attr[4];
 			attr[0] = 1; /* MOUNT_ATTR_RDONLY */
@@ -518,22 +523,7 @@ int gcr_spawn(long *prog, int flags, int sock, int peer, char *mem, long memsize
 int gcr_send_go(int sock, int fd)
 {
 	char go = 'G';
-	long iov[2];
-	long msg[7];
-	long cbuf[3];
-	int *ci = (int *)cbuf;
-	long n;
-	iov[0] = (long)&go; iov[1] = 1;
-	msg[0] = 0; msg[1] = 0; msg[2] = (long)iov; msg[3] = 1;
-	msg[4] = 0; msg[5] = 0; msg[6] = 0;
-	if (fd >= 0) {
-		cbuf[0] = 16 + 4; ci[2] = 1; ci[3] = 1; ci[4] = fd;
-		msg[4] = (long)cbuf; msg[5] = 24;
-	}
-	do {
-		n = sc3(SYS_sendmsg, sock, msg, 0);
-	} while (n == -4);
-	return (int)n;
+	return (int)send_with_fd(sock, &go, 1, fd);
 }
 
 /* Parent side, root with --userns=private: a detached copy of the mount tree at `path` whose

@@ -41,7 +41,6 @@ export type Op =
   | { op: "tty"; rows: number; cols: number; uid: number; gid: number }
   | { op: "closefds" }
   | { op: "init" }
-  | { op: "umount"; path: string; flags: number }
   | { op: "readonly"; path: string; recursive: boolean }
   | { op: "umask"; mask: number }
   | { op: "setns"; fd: number; nstype: number }
@@ -52,7 +51,7 @@ export type Op =
 const CODE: Record<Op["op"], number> = {
   mount: 1, mkdir: 2, mkfile: 3, symlink: 4, pivot: 5, chdir: 6, hostname: 7, loopback: 8,
   unshare: 9, setgroups: 10, setid: 11, bounding: 12, capset: 13, nnp: 14, seccomp: 15,
-  stdinNull: 16, setsid: 17, tty: 18, closefds: 19, exec: 20, init: 21, umount: 22,
+  stdinNull: 16, setsid: 17, tty: 18, closefds: 19, exec: 20, init: 21,
   readonly: 23, umask: 24, capambient: 25, setns: 26, moveMount: 27,
 };
 
@@ -91,7 +90,6 @@ export function describeOp(o: Op): { syscall: string; path?: string; detail?: st
     case "tty": return { syscall: "open /dev/ptmx + TIOCGPTPEER", detail: `${o.cols}x${o.rows}` };
     case "closefds": return { syscall: "close_range CLOSE_RANGE_CLOEXEC" };
     case "init": return { syscall: "fork (init)" };
-    case "umount": return { syscall: "umount2", path: o.path };
     case "readonly": return { syscall: "mount_setattr MOUNT_ATTR_RDONLY", path: o.path };
     case "umask": return { syscall: "umask" };
     case "setns": return { syscall: "setns", detail: namespaceNames(o.nstype) };
@@ -233,7 +231,6 @@ export function encode(ops: Op[]): Uint8Array {
         break;
       }
       case "tty": r[1] = BigInt(o.rows); r[2] = BigInt(o.cols); r[3] = BigInt(o.uid); r[4] = BigInt(o.gid); break;
-      case "umount": r[1] = str(o.path); r[2] = BigInt(o.flags); break;
       case "readonly": r[1] = str(o.path); r[2] = o.recursive ? 1n : 0n; break;
       case "umask": r[1] = BigInt(o.mask); break;
       case "setns": r[1] = BigInt(o.fd); r[2] = BigInt(o.nstype); break;

@@ -13,8 +13,6 @@ const symbols = {
   kill: { args: ["i32", "i32"], returns: "i32" },
   ioctl: { args: ["i32", "u64", "ptr"], returns: "i32" },
   flock: { args: ["i32", "i32"], returns: "i32" },
-  umount2: { args: ["cstring", "i32"], returns: "i32" },
-  prctl: { args: ["i32", "u64", "u64", "u64", "u64"], returns: "i32" },
   // For the layer extractor (fsops.ts).
   mknod: { args: ["cstring", "u32", "u64"], returns: "i32" },
   lsetxattr: { args: ["cstring", "cstring", "ptr", "u64", "i32"], returns: "i32" },
@@ -120,11 +118,4 @@ export function flock(fd: number, op: number): boolean {
   throw new SyscallError("flock", e);
 }
 
-export function umount2(path: string, flags: number): void {
-  check(libc().umount2(path, flags), "umount2", path);
-}
 
-/** PR_SET_CHILD_SUBREAPER and friends. */
-export function prctl(option: number, arg: number): void {
-  check(libc().prctl(option, arg, 0, 0, 0), "prctl");
-}

@@ -94,6 +94,17 @@ describe.if(skipReason(isRoot, "rootless tests switch to nobody with setpriv, wh
     expect(entries(join(env.GCR_RUNROOT!, "containers"))).toEqual([]);
   });
 
+  test("run -d, exec and rm work rootless (exec joins the user namespace first; setgroups stays denied)", async () => {
+    const g = (args: string[]) => gcr(args, { env, asUser: NOBODY });
+    const d = await g(["run", "-d", "--network", "none", fx.rootfs, "sleep", "1000"]);
+    expect(d.code).toBe(0);
+    const id = d.stdout.trim();
+    const e = await g(["exec", id, "sh", "-c", "id -u; cat /proc/1/cmdline | tr '\\0' ' '; cat /proc/self/setgroups"]);
+    expect({ code: e.code, out: e.stdout, err: e.stderr }).toEqual({ code: 0, out: "0\nsleep 1000 deny\n", err: "" });
+    expect((await g(["rm", "-f", id])).code).toBe(0);
+    expect(entries(join(env.GCR_RUNROOT!, "containers"))).toEqual([]);
+  });
+
   test("no container directory is left behind", async () => {
     expect((await run([fx.rootfs, "true"])).code).toBe(0);
     expect(entries(join(env.GCR_RUNROOT!, "containers"))).toEqual([]);

@@ -205,14 +205,19 @@ export function sweepOrphans(placements: Placement[], fs: CgroupFs = realFs, max
 
 /** The sweep of a dead gcr's container: kill and remove the cgroups it recorded. */
 export function sweepCgroups(id: string, fs: CgroupFs = realFs): void {
+  for (const leaf of recordedCgroups(id)) removeLeaf(leaf, fs);
+}
+
+/** The cgroup directories recorded for a container (none: it has no cgroup). Only the
+ * container's own directories (named after its id) count, whatever the file says. */
+export function recordedCgroups(id: string): string[] {
   let text: string;
   try {
     text = readFileSync(join(containersDir(), id, RECORD), "utf8");
   } catch {
-    return;
+    return [];
   }
-  // Only the container's own directories (named after its id), whatever the file says.
-  for (const leaf of text.split("\n").filter(Boolean)) if (basename(leaf) === id && leaf.startsWith("/")) removeLeaf(leaf, fs);
+  return text.split("\n").filter((leaf) => basename(leaf) === id && leaf.startsWith("/"));
 }
 
 onSweep((id) => sweepCgroups(id));
