@@ -3,8 +3,6 @@
 // Context is added by wrapping (`new GcrError("prepare rootfs", { cause })`), never by
 // string building; formatError() walks the chain into one line, as crun and umoci do:
 //   gcr: run: prepare rootfs: mount /proc: EPERM (Operation not permitted)
-import { constants } from "node:os";
-
 /** docker's exit codes: gcr's own failure, cannot execute, not found; 128+N for signal N. */
 export const EXIT = {
   ok: 0,
@@ -33,13 +31,34 @@ export class UsageError extends GcrError {
   }
 }
 
-const errnoNames: Map<number, string> = new Map(
-  Object.entries(constants.errno).map(([name, num]) => [num as number, name]),
-);
+// Linux's errno numbers (asm-generic, as on x86_64 and arm64), index = number. A table here
+// rather than node:os's: loading node:os costs more at start than gcr run's own work.
+const ERRNO_NAMES = (
+  "_ EPERM ENOENT ESRCH EINTR EIO ENXIO E2BIG ENOEXEC EBADF ECHILD EAGAIN ENOMEM EACCES EFAULT " +
+  "ENOTBLK EBUSY EEXIST EXDEV ENODEV ENOTDIR EISDIR EINVAL ENFILE EMFILE ENOTTY ETXTBSY EFBIG " +
+  "ENOSPC ESPIPE EROFS EMLINK EPIPE EDOM ERANGE EDEADLK ENAMETOOLONG ENOLCK ENOSYS ENOTEMPTY " +
+  "ELOOP _ ENOMSG EIDRM ECHRNG EL2NSYNC EL3HLT EL3RST ELNRNG EUNATCH ENOCSI EL2HLT EBADE EBADR " +
+  "EXFULL ENOANO EBADRQC EBADSLT _ EBFONT ENOSTR ENODATA ETIME ENOSR ENONET ENOPKG EREMOTE " +
+  "ENOLINK EADV ESRMNT ECOMM EPROTO EMULTIHOP EDOTDOT EBADMSG EOVERFLOW ENOTUNIQ EBADFD EREMCHG " +
+  "ELIBACC ELIBBAD ELIBSCN ELIBMAX ELIBEXEC EILSEQ ERESTART ESTRPIPE EUSERS ENOTSOCK EDESTADDRREQ " +
+  "EMSGSIZE EPROTOTYPE ENOPROTOOPT EPROTONOSUPPORT ESOCKTNOSUPPORT EOPNOTSUPP EPFNOSUPPORT " +
+  "EAFNOSUPPORT EADDRINUSE EADDRNOTAVAIL ENETDOWN ENETUNREACH ENETRESET ECONNABORTED ECONNRESET " +
+  "ENOBUFS EISCONN ENOTCONN ESHUTDOWN ETOOMANYREFS ETIMEDOUT ECONNREFUSED EHOSTDOWN EHOSTUNREACH " +
+  "EALREADY EINPROGRESS ESTALE EUCLEAN ENOTNAM ENAVAIL EISNAM EREMOTEIO EDQUOT ENOMEDIUM " +
+  "EMEDIUMTYPE ECANCELED ENOKEY EKEYEXPIRED EKEYREVOKED EKEYREJECTED EOWNERDEAD ENOTRECOVERABLE " +
+  "ERFKILL EHWPOISON"
+).split(" ");
 
 /** The name of an errno value ("EPERM"), or "errno N" when unknown. */
 export function errnoName(errno: number): string {
-  return errnoNames.get(errno) ?? `errno ${errno}`;
+  const name = ERRNO_NAMES[errno];
+  return name && name !== "_" ? name : `errno ${errno}`;
+}
+
+/** The number of an errno name ("EPERM" -> 1), or undefined. */
+export function errnoNumber(name: string): number | undefined {
+  const n = ERRNO_NAMES.indexOf(name);
+  return n > 0 ? n : undefined;
 }
 
 const errnoText: Record<string, string> = {

@@ -1,5 +1,6 @@
 // Debug narration: with --debug, gcr tells what it does, one "[stage] text" line per step,
 // on stderr (stdout belongs to the container and to command output). Silent otherwise.
+import { printErr } from "./output.ts";
 
 export type LogEvent =
   | { kind: "step"; stage: string; msg: string; ms: number }
@@ -13,10 +14,10 @@ let quiet = false;
 
 function defaultSink(e: LogEvent): void {
   if (e.kind === "warn") {
-    if (!quiet) process.stderr.write(`gcr: warning: ${e.msg}\n`);
+    if (!quiet) printErr(`gcr: warning: ${e.msg}\n`);
     return;
   }
-  process.stderr.write(`[${e.stage}] ${e.msg} (+${e.ms.toFixed(1)} ms)\n`);
+  printErr(`[${e.stage}] ${e.msg} (+${e.ms.toFixed(1)} ms)\n`);
 }
 
 let sink: Sink = defaultSink;

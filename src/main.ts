@@ -3,6 +3,7 @@
 // and an exit code (see errors.ts).
 import { EXIT, UsageError, exitCodeOf, formatError } from "./errors.ts";
 import { setDebug } from "./log.ts";
+import { drainStdout, printErr, printOut } from "./output.ts";
 
 export const VERSION = "0.1.0";
 
@@ -55,10 +56,10 @@ export async function main(argv: string[]): Promise<number> {
     const a = argv[i]!;
     if (a === "--debug") debugFlag = true;
     else if (a === "-h" || a === "--help") {
-      process.stdout.write(usage());
+      printOut(usage());
       return EXIT.ok;
     } else if (a === "-v" || a === "--version") {
-      process.stdout.write(`gcr version ${VERSION}\n`);
+      printOut(`gcr version ${VERSION}\n`);
       return EXIT.ok;
     } else break;
   }
@@ -68,27 +69,27 @@ export async function main(argv: string[]): Promise<number> {
   try {
     if (name === undefined) throw new UsageError("no command given");
     if (name === "help") {
-      process.stdout.write(usage());
+      printOut(usage());
       return EXIT.ok;
     }
     if (name === "version") {
-      process.stdout.write(`gcr version ${VERSION}\n`);
+      printOut(`gcr version ${VERSION}\n`);
       return EXIT.ok;
     }
     const entry = commands[name];
     if (!entry) throw new UsageError(`unknown command '${name}'`);
-    const cmd = await entry.load();
+    if (process.env.GCR_TRACE) console.error(`${performance.now().toFixed(2)} main`);const cmd = await entry.load();
     return await cmd(argv.slice(i + 1));
   } catch (err) {
-    process.stderr.write(formatError(err, { debug: debugFlag }) + "\n");
+    printErr(formatError(err, { debug: debugFlag }) + "\n");
     return exitCodeOf(err);
   }
 }
 
 if (import.meta.main) {
   const code = await main(process.argv.slice(2));
-  // Let pending stdout/stderr writes drain before leaving.
+  // Let pending raw stdout writes (logs, a terminal) drain before leaving.
   process.exitCode = code;
-  if (process.stdout.writableNeedDrain) await new Promise((r) => process.stdout.once("drain", r));
+  await drainStdout();
   process.exit(code);
 }

@@ -25,6 +25,7 @@ import { DEFAULT_MAX_LAYER, type PullOptions, resolveImage, unpackImage } from "
 import { DOCKER_HUB, formatReference, parseReference } from "./reference.ts";
 import { RegistryClient } from "./registry.ts";
 import { parsePlatform } from "./resolve.ts";
+import { printErr, printOut } from "../output.ts";
 
 // Loaded with require(), not import: bun build hoists every node: import of the bundle to
 // the binary's start, and these cost gcr run ~10 ms each although only pulls use them.
@@ -41,7 +42,7 @@ function parse<O extends Spec>(command: string, args: string[], options: O, usag
     throw new UsageError((e as Error).message.split("\n")[0]!.replace(/^TypeError \[[A-Z_]+\]: /, ""), command);
   }
   if ((parsed.values as { help?: boolean }).help) {
-    process.stdout.write(usage);
+    printOut(usage);
     return undefined;
   }
   return parsed;
@@ -141,7 +142,7 @@ export async function pullCommand(args: string[]): Promise<number> {
   const swept = sweepStale();
   if (swept) debug("pull", `swept ${swept} stale staging dir(s)`);
   const release = await lockName(name, (pid) => {
-    if (!p.values.quiet) process.stderr.write(`waiting for another pull of ${name} (pid ${pid})\n`);
+    if (!p.values.quiet) printErr(`waiting for another pull of ${name} (pid ${pid})\n`);
   });
   let staging: string | undefined;
   try {
@@ -150,8 +151,8 @@ export async function pullCommand(args: string[]): Promise<number> {
     const old = readRecord(name);
     if (old && old.manifestDigest === img.manifestDigest && existsSync(join(imageDir(name), "rootfs"))) {
       opts.progress.end();
-      if (p.values.quiet) process.stdout.write(`${img.manifestDigest}\n`);
-      else process.stdout.write(`${name}: image is up to date for ${refStr} (${img.manifestDigest})\n`);
+      if (p.values.quiet) printOut(`${img.manifestDigest}\n`);
+      else printOut(`${name}: image is up to date for ${refStr} (${img.manifestDigest})\n`);
       return EXIT.ok;
     }
     staging = stagingDir("pull");
@@ -177,9 +178,9 @@ export async function pullCommand(args: string[]): Promise<number> {
     staging = undefined;
     opts.progress.end();
     const secs = ((performance.now() - t0) / 1000).toFixed(1);
-    if (p.values.quiet) process.stdout.write(`${img.manifestDigest}\n`);
+    if (p.values.quiet) printOut(`${img.manifestDigest}\n`);
     else {
-      process.stdout.write(
+      printOut(
         `pulled ${refStr} as ${name}: ${img.manifestDigest}, ${img.manifest.layers.length} layers, ` +
           `${formatBytes(r.size)} unpacked, ${r.downloaded} downloaded (${formatBytes(r.downloadedBytes)}) in ${secs} s\n`,
       );
@@ -246,8 +247,8 @@ export async function img2rootfsCommand(args: string[]): Promise<number> {
     if (existsSync(output)) rmdirSync(output);
     renameSync(staging, output);
     opts.progress.end();
-    if (p.values.quiet) process.stdout.write(`${img.manifestDigest}\n`);
-    else process.stdout.write(`unpacked ${formatReference(img.ref)} (${img.manifestDigest}, ${formatBytes(r.size)}) into ${output}\n`);
+    if (p.values.quiet) printOut(`${img.manifestDigest}\n`);
+    else printOut(`unpacked ${formatReference(img.ref)} (${img.manifestDigest}, ${formatBytes(r.size)}) into ${output}\n`);
     return EXIT.ok;
   } catch (err) {
     opts.progress.end();
@@ -282,16 +283,16 @@ export async function imagesCommand(args: string[]): Promise<number> {
   if (p.positionals.length) throw new UsageError(`unexpected argument '${p.positionals[0]}'`, "images");
   const images = listImages();
   if (p.values.quiet) {
-    for (const r of images) process.stdout.write(`${r.name}\n`);
+    for (const r of images) printOut(`${r.name}\n`);
     return EXIT.ok;
   }
   if (p.values.json) {
-    for (const r of images) process.stdout.write(JSON.stringify({ name: r.name, reference: r.reference, digest: r.manifestDigest, platform: r.platform, size: r.size, pulled: r.pulled }) + "\n");
+    for (const r of images) printOut(JSON.stringify({ name: r.name, reference: r.reference, digest: r.manifestDigest, platform: r.platform, size: r.size, pulled: r.pulled }) + "\n");
     return EXIT.ok;
   }
   const rows = [["NAME", "REFERENCE", "DIGEST", "SIZE", "PULLED"], ...images.map((r) => [r.name, r.reference, r.manifestDigest.slice(0, 19), formatBytes(r.size), ago(r.pulled)])];
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
-  for (const row of rows) process.stdout.write(row.map((cell, c) => (c === row.length - 1 ? cell : cell.padEnd(widths[c]!))).join("   ") + "\n");
+  for (const row of rows) printOut(row.map((cell, c) => (c === row.length - 1 ? cell : cell.padEnd(widths[c]!))).join("   ") + "\n");
   return EXIT.ok;
 }
 
@@ -313,9 +314,9 @@ export async function rmiCommand(args: string[]): Promise<number> {
   for (const name of p.positionals) {
     const release = await lockName(name);
     try {
-      if (removeImage(name)) process.stdout.write(`removed ${name}\n`);
+      if (removeImage(name)) printOut(`removed ${name}\n`);
       else {
-        process.stderr.write(`gcr: no such image: ${name}\n`);
+        printErr(`gcr: no such image: ${name}\n`);
         missing++;
       }
     } finally {
@@ -324,7 +325,7 @@ export async function rmiCommand(args: string[]): Promise<number> {
   }
   const gc = collectGarbage();
   if (gc.deferred) debug("pull", "blob cleanup deferred: a pull is running");
-  else if (gc.removed) process.stdout.write(`deleted ${gc.removed} unused blob${gc.removed === 1 ? "" : "s"} (${formatBytes(gc.bytes)})\n`);
+  else if (gc.removed) printOut(`deleted ${gc.removed} unused blob${gc.removed === 1 ? "" : "s"} (${formatBytes(gc.bytes)})\n`);
   return missing ? EXIT.gcr : EXIT.ok;
 }
 
@@ -366,7 +367,7 @@ export async function loginCommand(args: string[]): Promise<number> {
   const client = new RegistryClient({ registry, repository: "" }, { credentials: creds, insecure: p.values["insecure-registry"] });
   await client.login();
   saveCredentials(registry, creds);
-  process.stdout.write(`Login Succeeded (${registry})\n`);
+  printOut(`Login Succeeded (${registry})\n`);
   return EXIT.ok;
 }
 
@@ -374,7 +375,7 @@ export async function logoutCommand(args: string[]): Promise<number> {
   const p = parse("logout", args, {}, `Usage: gcr logout [REGISTRY]\n\nForget the saved credentials for REGISTRY (default: Docker Hub).\n`);
   if (!p) return EXIT.ok;
   const registry = registryArg(p.positionals[0]);
-  if (removeCredentials(registry)) process.stdout.write(`Removed login credentials for ${registry}\n`);
-  else process.stdout.write(`Not logged in to ${registry}\n`);
+  if (removeCredentials(registry)) printOut(`Removed login credentials for ${registry}\n`);
+  else printOut(`Not logged in to ${registry}\n`);
   return EXIT.ok;
 }

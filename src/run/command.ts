@@ -21,22 +21,24 @@ import { boundingSet, capabilityMask, capNames, defaultSeccompFilter } from "./s
 import { listContainers, withStateLock, writeExit, type ContainerConfig, type ProcessConfig } from "./state.ts";
 import { sweep } from "./sweep.ts";
 import { startTerminal } from "./terminal.ts";
+import { printErr, printOut, stdoutStream } from "../output.ts";
 
 /** Signals gcr passes on to the container (SIGWINCH becomes a resize with -t). */
 const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH"] as const;
 const SIGNUM: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGUSR1: 10, SIGUSR2: 12, SIGTERM: 15, SIGWINCH: 28 };
 
 export async function runCommand(argv: string[]): Promise<number> {
+  M("runCommand");
   const opts = parseRunArgs(argv);
   if (opts === "help") {
-    process.stdout.write(runHelp());
+    printOut(runHelp());
     return EXIT.ok;
   }
   if (opts.detach && (opts.tty || opts.interactive)) throw new UsageError("-d cannot be combined with -i or -t: attach is not supported", "run");
   debug("run", `as pid ${process.pid} (${isRoot() ? "root" : `rootless, uid ${process.getuid!()}`})`);
-  sweep();
+  M("pre-sweep");sweep();M("sweep");
   const image = resolveImage(opts.image);
-  const argvToRun = containerArgv(opts, image);
+  M("image");const argvToRun = containerArgv(opts, image);
   const id = newContainerId();
   // Detached and named containers are kept after exit, until `gcr rm` (docker's rule);
   // a plain foreground run is ephemeral: its writable layer goes when it exits.
@@ -55,13 +57,13 @@ export async function runCommand(argv: string[]): Promise<number> {
     stopSignal: image.config.StopSignal,
     opts,
     process: processConfig(opts, image, id),
-  };
+  };M("config");
   const c = withStateLock(() => {
     if (opts.name !== undefined && listContainers().some((x) => x.config.name === opts.name))
       throw new GcrError(`the container name "${opts.name}" is already in use`, { hint: `remove it with 'gcr rm ${opts.name}', or choose another name` });
     return createContainerDir(id, config);
   });
-  return launch(c, config, image);
+  M("dir");return launch(c, config, image);
 }
 
 /** Run a prepared container dir: `gcr run` and `gcr start` both come here. */
@@ -74,7 +76,7 @@ export async function launch(c: ContainerDir, config: ContainerConfig, image: Re
   } finally {
     if (keep) closeContainerDir(c);
     else {
-      removeContainerDir(c);
+      removeContainerDir(c);M("removed");
       debug("run", `removed ${c.dir}`);
     }
   }
@@ -129,7 +131,7 @@ function containerEnv(opts: RunOptions, image: ResolvedImage, hostname: string, 
 async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedImage, argv: string[], config: ContainerConfig): Promise<number> {
   const rootless = !isRoot();
   // Resource limits are validated and placed first, so bad flags fail before anything starts.
-  const cgroup = prepareCgroup(c.id, opts.cgroup, rootless);
+  const cgroup = prepareCgroup(c.id, opts.cgroup, rootless);M("cgroup");
   const idmap = planIdMapping(rootless, opts.userns);
   const hostname = config.hostname;
   const proc = config.process;
@@ -139,8 +141,8 @@ async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedIm
       hint: rootless ? "run as -u 0, or give your user a range in /etc/subuid and /etc/subgid and install newuidmap (package uidmap)" : undefined,
     });
   const env = proc.env;
-  const net = planNetwork({ ...opts, detach: config.detached }, c, hostname);
-  const lower = image.rootfs;
+  M("idmap");const net = planNetwork({ ...opts, detach: config.detached }, c, hostname);
+  M("net");const lower = image.rootfs;
   // root with --userns=private: the overlay's lower layer is an idmapped view of the image, in
   // which host root's files belong to the container's root (see attach()).
   const idmappedLower = idmap && !rootless ? join(c.dir, "lower") : undefined;
@@ -161,7 +163,7 @@ async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedIm
     writeFileSync(source, content, { mode: 0o644 });
     linkIntoUpper(lower, c.upper, target, source, { owner });
   }
-  const volumes = opts.volumes.map((v) => {
+  M("mountpoints");const volumes = opts.volumes.map((v) => {
     let st;
     try {
       st = statSync(v.source);
@@ -185,7 +187,7 @@ async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedIm
 
   let tty: { rows: number; cols: number } | undefined;
   if (opts.tty) {
-    const out = process.stdout;
+    const out = stdoutStream();
     // A terminal that reports 0x0 (e.g. under script(1) with no terminal) gets docker's 24x80.
     tty = { rows: (out.isTTY && out.rows) || 24, cols: (out.isTTY && out.columns) || 80 };
   }
@@ -230,7 +232,7 @@ async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedIm
       }
     },
   });
-  if (isDebug()) narratePlan(plan.ops, caps, opts, c.merged);
+  M("plan");if (isDebug()) narratePlan(plan.ops, caps, opts, c.merged);
 
   // Host resources (cgroup, network): each module adds itself here, see resources.ts.
   const resources: ContainerResource[] = [];
@@ -249,7 +251,7 @@ async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedIm
       exited: (status) => config.persist && writeExit(c.dir, status),
     });
   } finally {
-    if (!handedOver) for (const r of resources.reverse()) await r.release();
+    M("prerelease");if (!handedOver) for (const r of resources.reverse()) await r.release();M("released-res");
   }
 }
 
@@ -271,7 +273,7 @@ async function startDetached(c: ContainerDir, plan: Plan, resources: ContainerRe
     throw new GcrError(`the container did not start (exit code ${code})`, { exitCode: code });
   }
   writeFileSync(join(c.dir, "pid"), `${child.pid}\n`);
-  process.stdout.write(`${c.id}\n`);
+  printOut(`${c.id}\n`);
 }
 
 /** Between clone and go: the id maps, the idmapped image (root with --userns=private), then
@@ -315,7 +317,7 @@ export interface StartHooks {
 
 /** Clone, attach resources, release the child, relay signals and the terminal, wait. */
 export async function startAndWait(plan: Plan, resources: ContainerResource[], opts: { tty: boolean; interactive: boolean }, argv: string[], idmap: IdMapping | undefined, hooks: StartHooks = {}): Promise<number> {
-  const child = Child.spawn(plan.ops, plan.cloneFlags, stateDir());
+  M("prespawn");const child = Child.spawn(plan.ops, plan.cloneFlags, stateDir());M("spawn");
   if (plan.cloneFlags & CLONE.NEWPID) debug("clone", `namespaces ${namespaceNames(plan.cloneFlags)}: container process is host pid ${child.pid}, pid 1 inside`);
   else debug("clone", `exec process is host pid ${child.pid}; it joins the container's namespaces with setns`);
   if (plan.cloneFlags & CLONE.NEWPID) debug("fork", `as pid 1 (host pid ${child.pid}), waiting for the parent's go`);
@@ -325,7 +327,7 @@ export async function startAndWait(plan: Plan, resources: ContainerResource[], o
   const relay = relaySignals(child.pid, opts.tty);
   let term: ReturnType<typeof startTerminal> | undefined;
   try {
-    const tree = await attach(child, idmap, resources, plan);
+    const tree = await attach(child, idmap, resources, plan);M("attach");
     const t0 = performance.now();
     const result = releaseWith(child, tree);
     if (result.ttyMaster !== undefined) term = startTerminal(result.ttyMaster, opts.interactive);
@@ -334,13 +336,13 @@ export async function startAndWait(plan: Plan, resources: ContainerResource[], o
       return setupFailure(plan.ops, result.op, result.errno);
     }
     debug("exec", `${JSON.stringify(argv)} started ${(performance.now() - t0).toFixed(1)} ms after the go`);
-    hooks.started?.(child.pid);
-    const status = await exit.promise;
+    M("released");hooks.started?.(child.pid);
+    const status = await exit.promise;M("exited");
     hooks.exited?.(status);
     if (term) await term.finished();
     for (const r of resources) {
       const why = r.explainExit?.(status);
-      if (why) process.stderr.write(`gcr: ${why}\n`);
+      if (why) printErr(`gcr: ${why}\n`);
     }
     return exitCode(status);
   } finally {
@@ -369,10 +371,10 @@ function setupFailure(ops: Op[], index: number, errno: number): number {
     const cmd = op.argv[0]!;
     const code = errnoName(errno);
     if (code === "ENOENT") {
-      process.stderr.write(`gcr: exec: "${cmd}": executable file not found in $PATH\n`);
+      printErr(`gcr: exec: "${cmd}": executable file not found in $PATH\n`);
       return EXIT.notFound;
     }
-    process.stderr.write(`gcr: exec: "${cmd}": ${new SyscallError("execve", errno).message.replace(/^execve: /, "")}\n`);
+    printErr(`gcr: exec: "${cmd}": ${new SyscallError("execve", errno).message.replace(/^execve: /, "")}\n`);
     return EXIT.cannotExecute;
   }
   if (!op) throw new GcrError(`container setup failed: ${errnoName(errno)}`);
@@ -445,3 +447,5 @@ function narratePlan(ops: Op[], caps: bigint, opts: RunOptions, merged: string):
   }
   if (!opts.seccomp) debug("seccomp", "unconfined (--security-opt seccomp=unconfined)");
 }
+
+function M(l: string) { if (process.env.GCR_TRACE) console.error(`${performance.now().toFixed(2)} ${l}`); }

@@ -17,6 +17,7 @@ import type { ContainerResource } from "./resources.ts";
 import { defaultSeccompFilter } from "./security.ts";
 import { findContainer } from "./state.ts";
 import { recordedCgroups } from "./cgroups/resource.ts";
+import { printOut, stdoutStream } from "../output.ts";
 
 const EXEC_SPECS: OptionSpec[] = [
   { name: "interactive", short: "i", type: "boolean", help: "keep stdin open" },
@@ -47,7 +48,7 @@ function sameNamespace(a: string, b: string): boolean {
 export async function execCommand(argv: string[]): Promise<number> {
   const p = parseOptions("exec", argv, EXEC_SPECS, { stopAtPositional: true });
   if (p.help) {
-    process.stdout.write(helpText("gcr exec [OPTIONS] ID|NAME COMMAND [ARG...]", "Run a command in a running container.", EXEC_SPECS));
+    printOut(helpText("gcr exec [OPTIONS] ID|NAME COMMAND [ARG...]", "Run a command in a running container.", EXEC_SPECS));
     return EXIT.ok;
   }
   const [ref, ...cmd] = p.rest;
@@ -82,7 +83,7 @@ export async function execCommand(argv: string[]): Promise<number> {
     debug("exec", `joining the namespaces of host pid ${pid}: ${ops.map((o) => (o.op === "setns" ? NAMESPACES.find(([, f]) => f === o.nstype)![0] : "")).join(", ")}`);
     ops.push({ op: "init" });
     ops.push({ op: "chdir", path: cwd });
-    const tty = v.tty ? { rows: process.stdout.rows || 24, cols: process.stdout.columns || 80 } : undefined;
+    const tty = v.tty ? { rows: stdoutStream().rows || 24, cols: stdoutStream().columns || 80 } : undefined;
     if (tty) ops.push({ op: "tty", ...tty, uid: user.uid, gid: user.gid });
     else {
       if (!v.interactive) ops.push({ op: "stdinNull" });

@@ -10,6 +10,7 @@ import { kill } from "../sys/libc.ts";
 import { sweep } from "./sweep.ts";
 import { findContainer, listContainers, readStatus, shortId, type ContainerInfo, type Status } from "./state.ts";
 import { removeContainer, reopenContainerDir } from "./container.ts";
+import { printErr, printOut, stdoutStream } from "../output.ts";
 
 export const SIGNALS: Record<string, number> = {
   HUP: 1, INT: 2, QUIT: 3, ILL: 4, TRAP: 5, ABRT: 6, BUS: 7, FPE: 8, KILL: 9, USR1: 10, SEGV: 11,
@@ -27,7 +28,7 @@ export function parseSignal(s: string): number {
 function parse(cmd: string, usage: string, summary: string, argv: string[], specs: OptionSpec[]) {
   const p = parseOptions(cmd, argv, specs, { stopAtPositional: false });
   if (p.help) {
-    process.stdout.write(helpText(usage, summary, specs));
+    printOut(helpText(usage, summary, specs));
     return undefined;
   }
   return p;
@@ -78,9 +79,9 @@ export async function psCommand(argv: string[]): Promise<number> {
   sweep();
   const rows = listContainers().filter((c) => p.values.all || c.status.state === "running").map(psRow);
   if (p.values.quiet) {
-    process.stdout.write(rows.map((r) => shortId(r.id) + "\n").join(""));
+    printOut(rows.map((r) => shortId(r.id) + "\n").join(""));
   } else if (p.values.format === "json") {
-    process.stdout.write(JSON.stringify(rows, null, 2) + "\n");
+    printOut(JSON.stringify(rows, null, 2) + "\n");
   } else if (p.values.format === undefined || p.values.format === "table") {
     const table = [["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PID", "NAMES"]];
     for (const r of rows) {
@@ -88,7 +89,7 @@ export async function psCommand(argv: string[]): Promise<number> {
       table.push([shortId(r.id), r.image, JSON.stringify(cmd), `${ago(r.created)} ago`, r.status, r.pid ? String(r.pid) : "", r.name]);
     }
     const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
-    process.stdout.write(table.map((row) => row.map((c, i) => c.padEnd(widths[i]!)).join("   ").trimEnd() + "\n").join(""));
+    printOut(table.map((row) => row.map((c, i) => c.padEnd(widths[i]!)).join("   ").trimEnd() + "\n").join(""));
   } else throw new UsageError(`unknown --format '${p.values.format}': use table or json`, "ps");
   return EXIT.ok;
 }
@@ -104,7 +105,7 @@ export async function inspectCommand(argv: string[]): Promise<number> {
     const c = findContainer(ref);
     return { Id: c.config.id, Name: c.config.name ?? "", State: { ...c.status, Status: statusText(c.status) }, Config: c.config, Dir: c.dir };
   });
-  process.stdout.write(JSON.stringify(out, null, 2) + "\n");
+  printOut(JSON.stringify(out, null, 2) + "\n");
   return EXIT.ok;
 }
 
@@ -160,7 +161,7 @@ export async function logsCommand(argv: string[]): Promise<number> {
       for (;;) {
         const n = readSync(fd, buf, 0, buf.length, pos);
         if (n <= 0) return;
-        process.stdout.write(buf.subarray(0, n));
+        stdoutStream().write(buf.subarray(0, n));
         pos += n;
       }
     };
@@ -212,7 +213,7 @@ export async function stopCommand(argv: string[]): Promise<number> {
         await waitExited(c, 5000);
       }
     }
-    process.stdout.write(`${ref}\n`);
+    printOut(`${ref}\n`);
   }
   sweep();
   return EXIT.ok;
@@ -228,7 +229,7 @@ export async function killCommand(argv: string[]): Promise<number> {
     const c = findContainer(ref);
     if (c.status.state !== "running") throw new GcrError(`container ${ref} is not running`);
     kill(c.status.pid, sig);
-    process.stdout.write(`${ref}\n`);
+    printOut(`${ref}\n`);
   }
   return EXIT.ok;
 }
@@ -250,10 +251,10 @@ export async function rmCommand(argv: string[]): Promise<number> {
         if (!(await waitExited(c, 5000))) throw new GcrError(`container ${ref} did not die after SIGKILL`);
       }
       removeContainer(c.config.id);
-      process.stdout.write(`${ref}\n`);
+      printOut(`${ref}\n`);
     } catch (e) {
       if (!(e instanceof GcrError)) throw e;
-      process.stderr.write(`gcr: rm ${ref}: ${e.message}\n`);
+      printErr(`gcr: rm ${ref}: ${e.message}\n`);
       failed = true;
     }
   }
@@ -269,7 +270,7 @@ export async function containerCommand(argv: string[]): Promise<number> {
     for (const c of listContainers()) {
       if (c.status.state === "running") continue;
       removeContainer(c.config.id);
-      process.stdout.write(`${c.config.id}\n`);
+      printOut(`${c.config.id}\n`);
     }
     return EXIT.ok;
   }
@@ -277,7 +278,7 @@ export async function containerCommand(argv: string[]): Promise<number> {
   if (sub === "rm") return rmCommand(rest);
   if (sub === "inspect") return inspectCommand(rest);
   if (sub === "--help" || sub === undefined) {
-    process.stdout.write("Usage: gcr container prune|ls|rm|inspect\n");
+    printOut("Usage: gcr container prune|ls|rm|inspect\n");
     return sub === undefined ? EXIT.gcr : EXIT.ok;
   }
   throw new UsageError(`unknown container command '${sub}'`, "container");

@@ -3,6 +3,7 @@
 // Ctrl-C, Ctrl-Z and friends reach the container's line discipline, not gcr.
 import { writeSync } from "node:fs";
 import { debug } from "../log.ts";
+import { stdoutStream } from "../output.ts";
 import { close, setWindowSize } from "../sys/libc.ts";
 
 export function startTerminal(master: number, interactive: boolean): { finished: () => Promise<void>; restore: () => void } {
@@ -11,8 +12,9 @@ export function startTerminal(master: number, interactive: boolean): { finished:
   if (raw) stdin.setRawMode(true);
   debug("tty", `pty master fd ${master}${raw ? ", host terminal in raw mode" : ""}`);
 
+  const stdout = stdoutStream();
   const resize = () => {
-    if (process.stdout.isTTY) setWindowSize(master, process.stdout.rows, process.stdout.columns);
+    if (stdout.isTTY) setWindowSize(master, stdout.rows, stdout.columns);
   };
   process.on("SIGWINCH", resize);
 
@@ -34,7 +36,7 @@ export function startTerminal(master: number, interactive: boolean): { finished:
   const tty = require("node:tty") as typeof import("node:tty");
   const out = new tty.ReadStream(master);
   const finished = new Promise<void>((resolve) => {
-    out.on("data", (d: Buffer) => process.stdout.write(d));
+    out.on("data", (d: Buffer) => stdout.write(d));
     out.on("error", () => resolve());
     out.on("end", () => resolve());
     out.on("close", () => resolve());

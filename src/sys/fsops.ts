@@ -1,9 +1,7 @@
 // The two file-system calls node:fs lacks, for layer extraction: mknod (device nodes, fifos)
-// and lsetxattr (security.capability & co), through the one libc handle in libc.ts.
-import { ptr } from "bun:ffi";
-import { errno, libc } from "./libc.ts";
+// and lsetxattr (security.capability & co), as raw system calls through libc.ts.
 import { SyscallError } from "../errors.ts";
-
+import { check, cstr, SYS } from "./libc.ts";
 
 /** glibc's makedev(). */
 export function makedev(major: number, minor: number): bigint {
@@ -18,13 +16,15 @@ export const S_IFBLK = 0o060000;
 
 /** mknod(2): `type` is S_IFIFO, S_IFCHR or S_IFBLK; `perm` the permission bits. */
 export function mknod(path: string, type: number, perm: number, major = 0, minor = 0): void {
-  const rc = libc().mknod(path, (type | (perm & 0o7777)) >>> 0, makedev(major, minor));
-  if (rc !== 0) throw new SyscallError("mknod", errno(), path);
+  check(SYS.mknodat, "mknod", path, -100 /* AT_FDCWD */, cstr(path), (type | (perm & 0o7777)) >>> 0, makedev(major, minor));
 }
 
 /** lsetxattr(2): never follows a symlink. */
 export function lsetxattr(path: string, name: string, value: Uint8Array): void {
   const buf = value.byteLength ? value : new Uint8Array(1);
-  const rc = libc().lsetxattr(path, name, ptr(buf), value.byteLength, 0);
-  if (rc !== 0) throw new SyscallError("lsetxattr", errno(), path, name);
+  try {
+    check(SYS.lsetxattr, "lsetxattr", path, cstr(path), cstr(name), buf, value.byteLength, 0);
+  } catch (e) {
+    throw new SyscallError("lsetxattr", (e as SyscallError).errno, path, name);
+  }
 }

@@ -1,46 +1,68 @@
-// The FFI boundary: the only place (with child.ts) that touches bun:ffi. Every wrapper takes
-// JS values, marshals them, and on failure reads errno at once and throws SyscallError
-// naming the call. Callers never see pointers or errno.
-import { dlopen, ptr, read, type Pointer } from "bun:ffi";
+// The FFI boundary: the only place (with child.ts) that touches bun:ffi.
+//
+// gcr binds exactly two symbols of libc: syscall(2) and __errno_location. Every host-side
+// system call goes through syscall() with its number from SYS below, so one binding serves
+// them all: Bun compiles a trampoline per bound symbol at dlopen time, and node:fs, the
+// alternative for files, costs more to load than all of `gcr run`'s own work (README,
+// "Start time"). Every wrapper takes JS values, marshals them, and on failure reads errno at
+// once and throws SyscallError naming the call. Callers never see pointers or errno.
+import { dlopen, FFIType, ptr, read, type Pointer } from "bun:ffi";
 import { SyscallError } from "../errors.ts";
 
+/** x86_64 system call numbers (arch/x86/entry/syscalls/syscall_64.tbl). */
+export const SYS = {
+  read: 0, write: 1, close: 3, lseek: 8, ioctl: 16, socket: 41, sendto: 44, recvfrom: 45,
+  socketpair: 53, wait4: 61, kill: 62, flock: 73, fchmod: 91, lsetxattr: 189, getdents64: 217,
+  openat: 257, mkdirat: 258, mknodat: 259, fchownat: 260, newfstatat: 262, unlinkat: 263,
+  renameat: 264, linkat: 265, symlinkat: 266, readlinkat: 267, fchmodat: 268, faccessat: 269,
+  setns: 308,
+} as const;
+
 const symbols = {
+  // The kernel's calling convention for all six argument registers; unused ones are 0.
+  syscall: { args: ["i64", "i64", "i64", "i64", "i64", "i64", "i64"], returns: FFIType.i64_fast },
   __errno_location: { args: [], returns: "ptr" },
-  socketpair: { args: ["i32", "i32", "i32", "ptr"], returns: "i32" },
-  close: { args: ["i32"], returns: "i32" },
-  write: { args: ["i32", "ptr", "u64"], returns: "i64" },
-  waitpid: { args: ["i32", "ptr", "i32"], returns: "i32" },
-  kill: { args: ["i32", "i32"], returns: "i32" },
-  ioctl: { args: ["i32", "u64", "ptr"], returns: "i32" },
-  flock: { args: ["i32", "i32"], returns: "i32" },
-  // For the layer extractor (fsops.ts).
-  mknod: { args: ["cstring", "u32", "u64"], returns: "i32" },
-  lsetxattr: { args: ["cstring", "cstring", "ptr", "u64", "i32"], returns: "i32" },
-  // For rtnetlink (netlink.ts).
-  socket: { args: ["i32", "i32", "i32"], returns: "i32" },
-  sendto: { args: ["i32", "ptr", "u64", "i32", "ptr", "u32"], returns: "i64" },
-  recv: { args: ["i32", "ptr", "u64", "i32"], returns: "i64" },
-  setns: { args: ["i32", "i32"], returns: "i32" },
 } as const;
 
 type Lib = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
 let lib: Lib | undefined;
 
-/** The one libc handle of gcr, opened on first use. fsops.ts and netlink.ts call through it. */
-export function libc(): Lib {
+function libc(): Lib {
   lib ??= dlopen("libc.so.6", symbols).symbols;
   return lib;
 }
 
 /** errno of the last failed call: read it at once, before any other native call. */
-export function errno(): number {
+function errno(): number {
   return read.i32(libc().__errno_location() as Pointer, 0);
 }
 
-function check(rc: number | bigint, syscall: string, path?: string): number {
-  const n = Number(rc);
-  if (n < 0) throw new SyscallError(syscall, errno(), path);
-  return n;
+/** An argument for sys(): a number, or a buffer passed by address (kept alive by the caller). */
+export type Arg = number | bigint | NodeJS.TypedArray | null;
+
+const addr = (a: Arg): number | bigint => (a === null ? 0 : typeof a === "object" ? ptr(a) : a);
+
+/** syscall(nr, ...): the result, or -errno. Never throws; the wrappers decide what fails. */
+export function sys(nr: number, a: Arg = 0, b: Arg = 0, c: Arg = 0, d: Arg = 0, e: Arg = 0, f: Arg = 0): number {
+  const rc = Number(libc().syscall(nr, addr(a), addr(b), addr(c), addr(d), addr(e), addr(f)));
+  return rc === -1 ? -errno() : rc;
+}
+
+export const EINTR = 4;
+
+/** sys(), retrying EINTR, throwing SyscallError(name, errno, path) on failure. */
+export function check(nr: number, name: string, path: string | undefined, a: Arg = 0, b: Arg = 0, c: Arg = 0, d: Arg = 0, e: Arg = 0, f: Arg = 0): number {
+  for (;;) {
+    const rc = sys(nr, a, b, c, d, e, f);
+    if (rc >= 0) return rc;
+    if (rc !== -EINTR) throw new SyscallError(name, -rc, path);
+  }
+}
+
+const encoder = new TextEncoder();
+/** A NUL-terminated copy of a string, for a `const char *` argument. */
+export function cstr(s: string): Uint8Array {
+  return encoder.encode(`${s}\0`);
 }
 
 export const AF_UNIX = 1;
@@ -50,25 +72,19 @@ export const SOCK_CLOEXEC = 0o2000000;
 /** A connected socket pair, both ends close-on-exec. */
 export function socketpair(type = SOCK_SEQPACKET): [number, number] {
   const fds = new Int32Array(2);
-  check(libc().socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, ptr(fds)), "socketpair");
+  check(SYS.socketpair, "socketpair", undefined, AF_UNIX, type | SOCK_CLOEXEC, 0, fds);
   return [fds[0]!, fds[1]!];
 }
 
 export function close(fd: number): void {
-  check(libc().close(fd), "close");
+  // Never retried: after EINTR the descriptor is already gone on Linux.
+  const rc = sys(SYS.close, fd);
+  if (rc < 0 && rc !== -EINTR) throw new SyscallError("close", -rc);
 }
 
 export function writeAll(fd: number, data: Uint8Array): void {
   let off = 0;
-  while (off < data.length) {
-    const n = Number(libc().write(fd, ptr(data, off), data.length - off));
-    if (n < 0) {
-      const e = errno();
-      if (e === 4) continue; // EINTR
-      throw new SyscallError("write", e);
-    }
-    off += n;
-  }
+  while (off < data.length) off += check(SYS.write, "write", undefined, fd, data.subarray(off), data.length - off);
 }
 
 export type WaitStatus = { exited: true; code: number } | { exited: false; signal: number };
@@ -79,12 +95,12 @@ const statusBuf = new Int32Array(1);
 
 /** Non-blocking wait for one child: undefined while it runs. */
 export function waitpidNoHang(pid: number): WaitStatus | undefined {
-  const rc = libc().waitpid(pid, ptr(statusBuf), WNOHANG);
+  const rc = sys(SYS.wait4, pid, statusBuf, WNOHANG, 0);
   if (rc === 0) return undefined;
   if (rc < 0) {
-    const e = errno();
-    if (e === ECHILD) return { exited: true, code: 0 };
-    throw new SyscallError("waitpid", e, String(pid));
+    if (rc === -ECHILD) return { exited: true, code: 0 };
+    if (rc === -EINTR) return undefined;
+    throw new SyscallError("waitpid", -rc, String(pid));
   }
   const s = statusBuf[0]!;
   if ((s & 0x7f) === 0) return { exited: true, code: (s >> 8) & 0xff };
@@ -93,17 +109,16 @@ export function waitpidNoHang(pid: number): WaitStatus | undefined {
 
 /** kill(2); a process that is already gone is not an error. */
 export function kill(pid: number, signal: number): boolean {
-  if (libc().kill(pid, signal) === 0) return true;
-  const e = errno();
-  if (e === 3) return false; // ESRCH
-  throw new SyscallError("kill", e, String(pid));
+  const rc = sys(SYS.kill, pid, signal);
+  if (rc === 0) return true;
+  if (rc === -3) return false; // ESRCH
+  throw new SyscallError("kill", -rc, String(pid));
 }
 
 const TIOCSWINSZ = 0x5414;
 
 export function setWindowSize(fd: number, rows: number, cols: number): void {
-  const ws = new Uint16Array([rows, cols, 0, 0]);
-  check(libc().ioctl(fd, TIOCSWINSZ, ptr(ws)), "ioctl TIOCSWINSZ");
+  check(SYS.ioctl, "ioctl TIOCSWINSZ", undefined, fd, TIOCSWINSZ, new Uint16Array([rows, cols, 0, 0]));
 }
 
 export const LOCK_EX = 2;
@@ -112,10 +127,16 @@ export const LOCK_UN = 8;
 
 /** flock(2). Returns false when LOCK_NB was given and the lock is held elsewhere. */
 export function flock(fd: number, op: number): boolean {
-  if (libc().flock(fd, op) === 0) return true;
-  const e = errno();
-  if (e === 11 && op & LOCK_NB) return false; // EWOULDBLOCK
-  throw new SyscallError("flock", e);
+  for (;;) {
+    const rc = sys(SYS.flock, fd, op);
+    if (rc === 0) return true;
+    if (rc === -11 && op & LOCK_NB) return false; // EWOULDBLOCK
+    if (rc !== -EINTR) throw new SyscallError("flock", -rc);
+  }
 }
 
-
+/** setns(2) into the namespace behind fd. */
+export function setns(fd: number, nstype: number, path?: string, detail?: string): void {
+  const rc = sys(SYS.setns, fd, nstype);
+  if (rc < 0) throw new SyscallError("setns", -rc, path, detail);
+}

@@ -8,10 +8,10 @@
 // sendto() returns, so a blocking recv() never waits.
 //
 // The encoding half (nlmsg, attr, ifinfomsg, ...) is pure and unit-tested in netlink.test.ts.
-import { closeSync, openSync } from "node:fs";
-import { ptr } from "bun:ffi";
-import { errno, libc } from "./libc.ts";
+import { close, open, O } from "./fs.ts";
+import { check, setns, sys, SYS } from "./libc.ts";
 import { SyscallError } from "../errors.ts";
+import { printErr } from "../output.ts";
 
 
 // <linux/netlink.h>, <linux/rtnetlink.h>, <linux/if_link.h>, <linux/if_addr.h>
@@ -186,35 +186,35 @@ export class Netlink {
     if (pid === undefined) return new Netlink(Netlink.socket(), "host");
     // The main thread's own namespace, to come back to (not /proc/self: that is the
     // thread-group leader's, the same thread here, but thread-self says what is meant).
-    const home = openSync("/proc/thread-self/ns/net", "r");
+    const home = open("/proc/thread-self/ns/net", O.RDONLY);
     let target = -1;
     try {
-      target = openSync(`/proc/${pid}/ns/net`, "r");
-      if (libc().setns(target, CLONE_NEWNET) < 0) throw new SyscallError("setns", errno(), `/proc/${pid}/ns/net`, "CLONE_NEWNET");
+      target = open(`/proc/${pid}/ns/net`, O.RDONLY);
+      setns(target, CLONE_NEWNET, `/proc/${pid}/ns/net`, "CLONE_NEWNET");
       try {
         return new Netlink(Netlink.socket(), `netns of pid ${pid}`);
       } finally {
         // Must not fail silently: gcr would go on with its main thread in the container's netns.
-        if (libc().setns(home, CLONE_NEWNET) < 0) {
-          const e = errno();
-          process.stderr.write(`gcr: fatal: cannot return to the host network namespace: errno ${e}\n`);
+        const rc = sys(SYS.setns, home, CLONE_NEWNET);
+        if (rc < 0) {
+          printErr(`gcr: fatal: cannot return to the host network namespace: errno ${-rc}\n`);
           process.exit(125);
         }
       }
     } finally {
-      if (target >= 0) closeSync(target);
-      closeSync(home);
+      if (target >= 0) close(target);
+      close(home);
     }
   }
 
   private static socket(): number {
-    const fd = libc().socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-    if (fd < 0) throw new SyscallError("socket", errno(), undefined, "AF_NETLINK NETLINK_ROUTE");
+    const fd = sys(SYS.socket, AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (fd < 0) throw new SyscallError("socket", -fd, undefined, "AF_NETLINK NETLINK_ROUTE");
     return fd;
   }
 
   close(): void {
-    libc().close(this.fd);
+    close(this.fd);
   }
 
   /** Send one request; return the reply messages (for a dump: all parts), throw on an error ack. */
@@ -223,17 +223,13 @@ export class Netlink {
     const msg = nlmsg(type, flags | NLM_F.REQUEST | NLM_F.ACK, seq, body);
     const addr = new Uint8Array(12); // sockaddr_nl { AF_NETLINK, pad, pid 0 (kernel), groups 0 }
     addr[0] = AF_NETLINK;
-    if (Number(libc().sendto(this.fd, ptr(msg), msg.length, 0, ptr(addr), addr.length)) < 0) throw new SyscallError("sendto", errno(), undefined, `netlink ${what}`);
+    const sent = sys(SYS.sendto, this.fd, msg, msg.length, 0, addr, addr.length);
+    if (sent < 0) throw new SyscallError("sendto", -sent, undefined, `netlink ${what}`);
     // NLM_F_DUMP shares bits with NLM_F_EXCL; it means a dump only on a GET (type % 4 == 2).
     const dump = (flags & NLM_F.DUMP) === NLM_F.DUMP && type % 4 === 2;
     const out: NlMessage[] = [];
     for (;;) {
-      const n = Number(libc().recv(this.fd, ptr(this.buf), this.buf.length, 0));
-      if (n < 0) {
-        const e = errno();
-        if (e === 4) continue; // EINTR
-        throw new SyscallError("recv", e, undefined, `netlink ${what}`);
-      }
+      const n = check(SYS.recvfrom, "recv", `netlink ${what}`, this.fd, this.buf, this.buf.length, 0, 0, 0);
       for (const m of parseMessages(this.buf.slice(0, n))) {
         if (m.seq !== seq) continue;
         if (m.type === NLMSG.DONE) return out;

@@ -21,6 +21,7 @@ import type { PortMapping } from "./ports.ts";
 import { startProxy, type Proxy } from "./proxy.ts";
 import { broadcast, firstFree, formatSubnet, gateway, ipToNum, overlaps, parseSubnet, type Subnet } from "./subnet.ts";
 import { addPortRules, removePortRules } from "./dnat.ts";
+import { printErr } from "../../output.ts";
 
 export const BRIDGE = "gcr0";
 export const DEFAULT_SUBNET = "10.88.0.0/16";
@@ -99,7 +100,7 @@ export class BridgeNetwork implements ContainerResource {
         addPortRules(this.ctx.id, BRIDGE, ip, this.ctx.publish);
       } else if (this.ctx.publish.length > 0) {
         this.proxy = await startProxy(this.ctx.publish, ip);
-        for (const m of this.proxy.mappings) if (m.hostPort && !this.ctx.publish.some((p) => p.hostPort === m.hostPort)) process.stderr.write(`gcr: published ${m.hostIp}:${m.hostPort} -> ${m.containerPort}/${m.proto}\n`);
+        for (const m of this.proxy.mappings) if (m.hostPort && !this.ctx.publish.some((p) => p.hostPort === m.hostPort)) printErr(`gcr: published ${m.hostIp}:${m.hostPort} -> ${m.containerPort}/${m.proto}\n`);
       }
       debug("net", `bridge network ready in ${(performance.now() - t0).toFixed(1)} ms`);
     } finally {
@@ -116,7 +117,7 @@ export class BridgeNetwork implements ContainerResource {
     try {
       releaseLeases(new Set([lease.id]));
     } catch (e) {
-      process.stderr.write(`gcr: warning: network cleanup: ${(e as Error).message}\n`);
+      printErr(`gcr: warning: network cleanup: ${(e as Error).message}\n`);
     }
   }
 }
