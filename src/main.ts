@@ -78,7 +78,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     const entry = commands[name];
     if (!entry) throw new UsageError(`unknown command '${name}'`);
-    if (process.env.GCR_TRACE) console.error(`${performance.now().toFixed(2)} main`);const cmd = await entry.load();
+    const cmd = await entry.load();
     return await cmd(argv.slice(i + 1));
   } catch (err) {
     printErr(formatError(err, { debug: debugFlag }) + "\n");

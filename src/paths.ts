@@ -1,8 +1,7 @@
 // Where gcr keeps things. Root: /var/lib/gcr (images, blobs) and /run/gcr (running state).
 // Rootless: $XDG_DATA_HOME/gcr and $XDG_RUNTIME_DIR/gcr, as podman does.
 // GCR_ROOT and GCR_RUNROOT override both (tests use them to stay out of the host's store).
-import { homedir, tmpdir } from "node:os";
-import { join } from "node:path";
+import { join } from "./path.ts";
 
 export function isRoot(): boolean {
   return process.geteuid?.() === 0;
@@ -11,7 +10,7 @@ export function isRoot(): boolean {
 export function dataDir(): string {
   if (process.env.GCR_ROOT) return process.env.GCR_ROOT;
   if (isRoot()) return "/var/lib/gcr";
-  const xdg = process.env.XDG_DATA_HOME || join(process.env.HOME || homedir(), ".local/share");
+  const xdg = process.env.XDG_DATA_HOME || join(process.env.HOME || homeFromPasswd(), ".local/share");
   return join(xdg, "gcr");
 }
 
@@ -20,5 +19,10 @@ export function stateDir(): string {
   if (isRoot()) return "/run/gcr";
   const xdg = process.env.XDG_RUNTIME_DIR;
   if (xdg) return join(xdg, "gcr");
-  return join(tmpdir(), `gcr-${process.geteuid?.() ?? "user"}`);
+  return join(process.env.TMPDIR || "/tmp", `gcr-${process.geteuid?.() ?? "user"}`);
+}
+
+/** $HOME is nearly always set; without it, node:os asks the passwd database (loaded only then). */
+function homeFromPasswd(): string {
+  return (require("node:os") as typeof import("node:os")).homedir();
 }

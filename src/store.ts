@@ -11,23 +11,11 @@
 //                             their pid is gone (an interrupted pull leaves nothing under NAME)
 //   locks/<name>.lock         one pull per name at a time (holds the pid)
 // Names and digests reaching a path are validated first (IMAGE_NAME, parseDigest; S01/S02).
-import {
-  chmodSync,
-  existsSync,
-  linkSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  unlinkSync,
-  writeFileSync,
-} from "node:fs";
-import { join } from "node:path";
 import { GcrError } from "./errors.ts";
 import { type Descriptor, type ImageConfig, type ImageConfigBlob, parseDigest } from "./oci.ts";
 import { dataDir } from "./paths.ts";
+import { chmod, exists, link, mkdir, mkdirp, readdir, readText, removeTree, rename, stat, unlink, writeFile } from "./sys/fs.ts";
+import { join } from "./path.ts";
 
 export interface StoredImage {
   name: string;
@@ -76,17 +64,17 @@ export function findImage(name: string): StoredImage | undefined {
   if (!IMAGE_NAME.test(name)) return undefined;
   const dir = imageDir(name);
   const meta = join(dir, "image.json");
-  if (!existsSync(meta)) return undefined;
-  const record = JSON.parse(readFileSync(meta, "utf8")) as { config?: { config?: ImageConfig } };
+  if (!exists(meta)) return undefined;
+  const record = JSON.parse(readText(meta)) as { config?: { config?: ImageConfig } };
   return { name, rootfs: join(dir, "rootfs"), config: record.config?.config ?? {} };
 }
 
 /** Create the store skeleton (0700 root). */
 export function ensureStore(): string {
   const root = dataDir();
-  mkdirSync(root, { recursive: true, mode: 0o700 });
-  chmodSync(root, 0o700);
-  for (const d of ["blobs/sha256", "blobs/partial", "images", "tmp", "locks"]) mkdirSync(join(root, d), { recursive: true, mode: 0o700 });
+  mkdirp(root, 0o700);
+  chmod(root, 0o700);
+  for (const d of ["blobs/sha256", "blobs/partial", "images", "tmp", "locks"]) mkdirp(join(root, d), 0o700);
   return root;
 }
 
@@ -103,7 +91,7 @@ export function partialBlobPath(digest: string): string {
 /** A blob is reusable when present with its descriptor size; its hash is re-checked on use. */
 export function hasBlob(desc: Descriptor): boolean {
   try {
-    return statSync(blobPath(desc.digest)).size === desc.size;
+    return stat(blobPath(desc.digest)).size === desc.size;
   } catch {
     return false;
   }
@@ -112,17 +100,17 @@ export function hasBlob(desc: Descriptor): boolean {
 /** Store small verified bytes (manifests, configs) as blobs. */
 export function putBlob(digest: string, bytes: Uint8Array): void {
   const dest = blobPath(digest);
-  if (existsSync(dest)) return;
-  mkdirSync(join(dest, ".."), { recursive: true, mode: 0o700 });
+  if (exists(dest)) return;
+  mkdirp(join(dest, ".."), 0o700);
   const tmp = `${partialBlobPath(digest)}.${process.pid}`;
-  writeFileSync(tmp, bytes, { mode: 0o444 });
-  renameSync(tmp, dest);
+  writeFile(tmp, bytes, { mode: 0o444 });
+  rename(tmp, dest);
 }
 
 export function readRecord(name: string): ImageRecord | undefined {
   if (!IMAGE_NAME.test(name)) return undefined;
   try {
-    return JSON.parse(readFileSync(join(imageDir(name), "image.json"), "utf8")) as ImageRecord;
+    return JSON.parse(readText(join(imageDir(name), "image.json"))) as ImageRecord;
   } catch {
     return undefined;
   }
@@ -131,7 +119,7 @@ export function readRecord(name: string): ImageRecord | undefined {
 export function listImages(): ImageRecord[] {
   let names: string[];
   try {
-    names = readdirSync(join(dataDir(), "images"));
+    names = readdir(join(dataDir(), "images"));
   } catch {
     return [];
   }
@@ -154,7 +142,7 @@ function pidAlive(pid: number): boolean {
 /** A fresh staging directory; its name carries our pid so a later sweep knows when it is stale. */
 export function stagingDir(kind: string): string {
   const dir = join(dataDir(), "tmp", `${kind}-${process.pid}-${Math.random().toString(36).slice(2, 10)}`);
-  mkdirSync(dir, { mode: 0o700 });
+  mkdir(dir, 0o700);
   return dir;
 }
 
@@ -169,7 +157,7 @@ function staleOrLive(sweep = false): { live: number; swept: number } {
   let swept = 0;
   let names: string[] = [];
   try {
-    names = readdirSync(tmp);
+    names = readdir(tmp);
   } catch {
     return { live, swept };
   }
@@ -178,7 +166,7 @@ function staleOrLive(sweep = false): { live: number; swept: number } {
     if (pid === process.pid) continue;
     if (pidAlive(pid)) live++;
     else if (sweep) {
-      rmSync(join(tmp, n), { recursive: true, force: true });
+      removeTree(join(tmp, n));
       swept++;
     }
   }
@@ -194,13 +182,13 @@ export function sweepStale(): number {
 export function publish(name: string, staging: string): void {
   validateName(name);
   const dest = imageDir(name);
-  if (existsSync(dest)) {
+  if (exists(dest)) {
     const old = join(dataDir(), "tmp", `old-${process.pid}-${Math.random().toString(36).slice(2, 10)}`);
-    renameSync(dest, old);
-    renameSync(staging, dest);
-    rmSync(old, { recursive: true, force: true });
+    rename(dest, old);
+    rename(staging, dest);
+    removeTree(old);
   } else {
-    renameSync(staging, dest);
+    rename(staging, dest);
   }
 }
 
@@ -208,11 +196,11 @@ export function publish(name: string, staging: string): void {
 export function removeImage(name: string): boolean {
   validateName(name);
   const dest = imageDir(name);
-  if (!existsSync(dest)) return false;
+  if (!exists(dest)) return false;
   // Rename first so no half-removed image is ever visible under the name.
   const old = join(dataDir(), "tmp", `rmi-${process.pid}-${Math.random().toString(36).slice(2, 10)}`);
-  renameSync(dest, old);
-  rmSync(old, { recursive: true, force: true });
+  rename(dest, old);
+  removeTree(old);
   return true;
 }
 
@@ -227,7 +215,7 @@ export function collectGarbage(): { removed: number; bytes: number; deferred: bo
     const dir = join(dataDir(), "blobs", alg);
     let names: string[] = [];
     try {
-      names = readdirSync(dir);
+      names = readdir(dir);
     } catch {
       continue;
     }
@@ -235,8 +223,8 @@ export function collectGarbage(): { removed: number; bytes: number; deferred: bo
       if (used.has(`${alg}:${hex}`)) continue;
       const p = join(dir, hex);
       try {
-        bytes += statSync(p).size;
-        unlinkSync(p);
+        bytes += stat(p).size;
+        unlink(p);
         removed++;
       } catch {
         /* raced with another gc */
@@ -259,15 +247,15 @@ export async function lockName(name: string, onWait?: (pid: number) => void): Pr
       // Write the pid first, then link(2) it into place: the lock never exists without its
       // holder's pid, so a waiter cannot mistake a half-written lock for a stale one.
       const tmp = `${path}.${process.pid}`;
-      writeFileSync(tmp, String(process.pid), { mode: 0o600 });
+      writeFile(tmp, String(process.pid), { mode: 0o600 });
       try {
-        linkSync(tmp, path);
+        link(tmp, path);
       } finally {
-        unlinkSync(tmp);
+        unlink(tmp);
       }
       return () => {
         try {
-          if (readFileSync(path, "utf8") === String(process.pid)) unlinkSync(path);
+          if (readText(path) === String(process.pid)) unlink(path);
         } catch {
           /* already gone */
         }
@@ -277,13 +265,13 @@ export async function lockName(name: string, onWait?: (pid: number) => void): Pr
     }
     let holder = 0;
     try {
-      holder = Number(readFileSync(path, "utf8"));
+      holder = Number(readText(path));
     } catch {
       continue;
     }
     if (!pidAlive(holder)) {
       try {
-        unlinkSync(path);
+        unlink(path);
       } catch {
         /* someone else took it over */
       }

@@ -1,8 +1,6 @@
 // `gcr run`: resolve the image, prepare the rootfs, build the plan, clone the container
 // process, give it its id maps (and cgroup), let it run its setup, relay signals and the
 // terminal, wait, clean up, and exit with the container's code.
-import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
 import { EXIT, GcrError, SyscallError, UsageError, errnoName } from "../errors.ts";
 import { debug, isDebug } from "../log.ts";
 import { isRoot, stateDir } from "../paths.ts";
@@ -22,13 +20,14 @@ import { listContainers, withStateLock, writeExit, type ContainerConfig, type Pr
 import { sweep } from "./sweep.ts";
 import { startTerminal } from "./terminal.ts";
 import { printErr, printOut, stdoutStream } from "../output.ts";
+import { O, chmod, chown, close, exists, mkdir, open, readText, stat, writeFile } from "../sys/fs.ts";
+import { dirname, join } from "../path.ts";
 
 /** Signals gcr passes on to the container (SIGWINCH becomes a resize with -t). */
 const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH"] as const;
 const SIGNUM: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGUSR1: 10, SIGUSR2: 12, SIGTERM: 15, SIGWINCH: 28 };
 
 export async function runCommand(argv: string[]): Promise<number> {
-  M("runCommand");
   const opts = parseRunArgs(argv);
   if (opts === "help") {
     printOut(runHelp());
@@ -36,9 +35,9 @@ export async function runCommand(argv: string[]): Promise<number> {
   }
   if (opts.detach && (opts.tty || opts.interactive)) throw new UsageError("-d cannot be combined with -i or -t: attach is not supported", "run");
   debug("run", `as pid ${process.pid} (${isRoot() ? "root" : `rootless, uid ${process.getuid!()}`})`);
-  M("pre-sweep");sweep();M("sweep");
+  sweep();
   const image = resolveImage(opts.image);
-  M("image");const argvToRun = containerArgv(opts, image);
+  const argvToRun = containerArgv(opts, image);
   const id = newContainerId();
   // Detached and named containers are kept after exit, until `gcr rm` (docker's rule);
   // a plain foreground run is ephemeral: its writable layer goes when it exits.
@@ -57,13 +56,13 @@ export async function runCommand(argv: string[]): Promise<number> {
     stopSignal: image.config.StopSignal,
     opts,
     process: processConfig(opts, image, id),
-  };M("config");
+  };
   const c = withStateLock(() => {
     if (opts.name !== undefined && listContainers().some((x) => x.config.name === opts.name))
       throw new GcrError(`the container name "${opts.name}" is already in use`, { hint: `remove it with 'gcr rm ${opts.name}', or choose another name` });
     return createContainerDir(id, config);
   });
-  M("dir");return launch(c, config, image);
+  return launch(c, config, image);
 }
 
 /** Run a prepared container dir: `gcr run` and `gcr start` both come here. */
@@ -76,7 +75,7 @@ export async function launch(c: ContainerDir, config: ContainerConfig, image: Re
   } finally {
     if (keep) closeContainerDir(c);
     else {
-      removeContainerDir(c);M("removed");
+      removeContainerDir(c);
       debug("run", `removed ${c.dir}`);
     }
   }
@@ -87,7 +86,7 @@ function processConfig(opts: RunOptions, image: ResolvedImage, id: string): Proc
   const user = resolveUser(image.rootfs, opts.user ?? (image.config.User || undefined));
   let caps: bigint;
   try {
-    caps = capabilityMask(opts.capAdd, opts.capDrop) & boundingSet(readFileSync("/proc/self/status", "utf8"));
+    caps = capabilityMask(opts.capAdd, opts.capDrop) & boundingSet(readText("/proc/self/status"));
   } catch (e) {
     throw new UsageError((e as Error).message, "run");
   }
@@ -131,7 +130,7 @@ function containerEnv(opts: RunOptions, image: ResolvedImage, hostname: string, 
 async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedImage, argv: string[], config: ContainerConfig): Promise<number> {
   const rootless = !isRoot();
   // Resource limits are validated and placed first, so bad flags fail before anything starts.
-  const cgroup = prepareCgroup(c.id, opts.cgroup, rootless);M("cgroup");
+  const cgroup = prepareCgroup(c.id, opts.cgroup, rootless);
   const idmap = planIdMapping(rootless, opts.userns);
   const hostname = config.hostname;
   const proc = config.process;
@@ -141,8 +140,8 @@ async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedIm
       hint: rootless ? "run as -u 0, or give your user a range in /etc/subuid and /etc/subgid and install newuidmap (package uidmap)" : undefined,
     });
   const env = proc.env;
-  M("idmap");const net = planNetwork({ ...opts, detach: config.detached }, c, hostname);
-  M("net");const lower = image.rootfs;
+  const net = planNetwork({ ...opts, detach: config.detached }, c, hostname);
+  const lower = image.rootfs;
   // root with --userns=private: the overlay's lower layer is an idmapped view of the image, in
   // which host root's files belong to the container's root (see attach()).
   const idmappedLower = idmap && !rootless ? join(c.dir, "lower") : undefined;
@@ -160,13 +159,13 @@ async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedIm
     ["/etc/resolv.conf", net.resolvConf],
   ] as const) {
     const source = join(c.dir, target.slice("/etc/".length));
-    writeFileSync(source, content, { mode: 0o644 });
+    writeFile(source, content, { mode: 0o644 });
     linkIntoUpper(lower, c.upper, target, source, { owner });
   }
-  M("mountpoints");const volumes = opts.volumes.map((v) => {
+  const volumes = opts.volumes.map((v) => {
     let st;
     try {
-      st = statSync(v.source);
+      st = stat(v.source);
     } catch {
       throw new GcrError(`volume ${v.source}: no such file or directory on the host`);
     }
@@ -180,9 +179,9 @@ async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedIm
     // root with --userns=private: the container's root owns its writable layer.
     // It must also reach its files: the container dir becomes traversable (not listable).
     const [uid, gid] = [idmap.uids[0]!.outside, idmap.gids[0]!.outside];
-    for (const d of [stateDir(), dirname(c.dir), c.dir]) chmodSync(d, 0o711);
-    mkdirSync(idmappedLower!, { mode: 0o755 });
-    for (const d of [c.upper, c.work, c.merged]) chownSync(d, uid, gid);
+    for (const d of [stateDir(), dirname(c.dir), c.dir]) chmod(d, 0o711);
+    mkdir(idmappedLower!, 0o755);
+    for (const d of [c.upper, c.work, c.merged]) chown(d, uid, gid);
   }
 
   let tty: { rows: number; cols: number } | undefined;
@@ -223,16 +222,16 @@ async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedIm
     init: opts.init,
     argv,
     env,
-    exists: existsSync,
+    exists,
     isDir: (p) => {
       try {
-        return statSync(p).isDirectory();
+        return stat(p).isDirectory();
       } catch {
         return false;
       }
     },
   });
-  M("plan");if (isDebug()) narratePlan(plan.ops, caps, opts, c.merged);
+  if (isDebug()) narratePlan(plan.ops, caps, opts, c.merged);
 
   // Host resources (cgroup, network): each module adds itself here, see resources.ts.
   const resources: ContainerResource[] = [];
@@ -247,22 +246,22 @@ async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedIm
       return EXIT.ok;
     }
     return await startAndWait(plan, resources, opts, argv, idmap, {
-      started: (pid) => writeFileSync(join(c.dir, "pid"), `${pid}\n`),
+      started: (pid) => writeFile(join(c.dir, "pid"), `${pid}\n`),
       exited: (status) => config.persist && writeExit(c.dir, status),
     });
   } finally {
-    M("prerelease");if (!handedOver) for (const r of resources.reverse()) await r.release();M("released-res");
+    if (!handedOver) for (const r of resources.reverse()) await r.release();
   }
 }
 
 /** Start through gcr-monitor, print the id, and leave the container running. */
 async function startDetached(c: ContainerDir, plan: Plan, resources: ContainerResource[], idmap: IdMapping | undefined): Promise<void> {
-  const logFd = openSync(join(c.dir, "ctr.log"), "a", 0o600);
+  const logFd = open(join(c.dir, "ctr.log"), O.WRONLY | O.CREAT | O.APPEND, 0o600);
   let started;
   try {
     started = Child.viaMonitor(plan.ops, plan.cloneFlags, stateDir(), join(c.dir, "exit"), logFd, c.lockFd);
   } finally {
-    closeSync(logFd);
+    close(logFd);
   }
   const { child, monitorPid } = started;
   debug("clone", `gcr-monitor (pid ${monitorPid}) cloned the container: host pid ${child.pid}, namespaces ${namespaceNames(plan.cloneFlags)}`);
@@ -272,7 +271,7 @@ async function startDetached(c: ContainerDir, plan: Plan, resources: ContainerRe
     const code = setupFailure(plan.ops, result.op, result.errno);
     throw new GcrError(`the container did not start (exit code ${code})`, { exitCode: code });
   }
-  writeFileSync(join(c.dir, "pid"), `${child.pid}\n`);
+  writeFile(join(c.dir, "pid"), `${child.pid}\n`);
   printOut(`${c.id}\n`);
 }
 
@@ -284,18 +283,18 @@ async function attach(child: Child, idmap: IdMapping | undefined, resources: Con
   try {
     if (idmap) writeIdMaps(child.pid, idmap);
     if (plan.idmapSource) {
-      const userns = openSync(`/proc/${child.pid}/ns/user`, "r");
+      const userns = open(`/proc/${child.pid}/ns/user`, O.RDONLY);
       try {
         tree = idmapTree(plan.idmapSource, userns, stateDir());
       } finally {
-        closeSync(userns);
+        close(userns);
       }
       debug("userns", `idmapped view of ${plan.idmapSource}: host root's files belong to the container's root`);
     }
     for (const r of resources) await r.attach(child.pid);
     return tree;
   } catch (e) {
-    if (tree >= 0) closeSync(tree);
+    if (tree >= 0) close(tree);
     child.abandon();
     throw e instanceof GcrError ? e : new GcrError("set up the container", { cause: e });
   }
@@ -306,7 +305,7 @@ function releaseWith(child: Child, tree: number): ReturnType<Child["release"]> {
   try {
     return child.release(tree);
   } finally {
-    if (tree >= 0) closeSync(tree);
+    if (tree >= 0) close(tree);
   }
 }
 
@@ -317,7 +316,7 @@ export interface StartHooks {
 
 /** Clone, attach resources, release the child, relay signals and the terminal, wait. */
 export async function startAndWait(plan: Plan, resources: ContainerResource[], opts: { tty: boolean; interactive: boolean }, argv: string[], idmap: IdMapping | undefined, hooks: StartHooks = {}): Promise<number> {
-  M("prespawn");const child = Child.spawn(plan.ops, plan.cloneFlags, stateDir());M("spawn");
+  const child = Child.spawn(plan.ops, plan.cloneFlags, stateDir());
   if (plan.cloneFlags & CLONE.NEWPID) debug("clone", `namespaces ${namespaceNames(plan.cloneFlags)}: container process is host pid ${child.pid}, pid 1 inside`);
   else debug("clone", `exec process is host pid ${child.pid}; it joins the container's namespaces with setns`);
   if (plan.cloneFlags & CLONE.NEWPID) debug("fork", `as pid 1 (host pid ${child.pid}), waiting for the parent's go`);
@@ -327,7 +326,7 @@ export async function startAndWait(plan: Plan, resources: ContainerResource[], o
   const relay = relaySignals(child.pid, opts.tty);
   let term: ReturnType<typeof startTerminal> | undefined;
   try {
-    const tree = await attach(child, idmap, resources, plan);M("attach");
+    const tree = await attach(child, idmap, resources, plan);
     const t0 = performance.now();
     const result = releaseWith(child, tree);
     if (result.ttyMaster !== undefined) term = startTerminal(result.ttyMaster, opts.interactive);
@@ -336,8 +335,8 @@ export async function startAndWait(plan: Plan, resources: ContainerResource[], o
       return setupFailure(plan.ops, result.op, result.errno);
     }
     debug("exec", `${JSON.stringify(argv)} started ${(performance.now() - t0).toFixed(1)} ms after the go`);
-    M("released");hooks.started?.(child.pid);
-    const status = await exit.promise;M("exited");
+    hooks.started?.(child.pid);
+    const status = await exit.promise;
     hooks.exited?.(status);
     if (term) await term.finished();
     for (const r of resources) {
@@ -447,5 +446,3 @@ function narratePlan(ops: Op[], caps: bigint, opts: RunOptions, merged: string):
   }
   if (!opts.seccomp) debug("seccomp", "unconfined (--security-opt seccomp=unconfined)");
 }
-
-function M(l: string) { if (process.env.GCR_TRACE) console.error(`${performance.now().toFixed(2)} ${l}`); }

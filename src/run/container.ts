@@ -2,12 +2,11 @@
 // merged directories and the /etc files gcr provides. The directory is owned by one gcr
 // process, which holds an flock on its "lock" file for as long as it lives; any later gcr
 // command that can take the lock knows the owner is gone (even after SIGKILL) and sweeps it.
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { removeTree } from "../fsutil.ts";
 import { debug } from "../log.ts";
 import { stateDir } from "../paths.ts";
 import { flock, LOCK_EX, LOCK_NB } from "../sys/libc.ts";
+import { O, close, exists, mkdir, mkdirp, open, readdir, readText, removeTree, rename, stat, unlinkIfExists, writeFile } from "../sys/fs.ts";
+import { join } from "../path.ts";
 
 export function containersDir(): string {
   return join(stateDir(), "containers");
@@ -42,36 +41,36 @@ export function onSweep(fn: (id: string) => void): void {
 /** Create and lock a container's directory; `config` (config.json) is in place before it
  * becomes visible, so a concurrent sweep or name check never sees a half-made container. */
 export function createContainerDir(id: string, config?: object): ContainerDir {
-  mkdirSync(containersDir(), { recursive: true, mode: 0o700 });
+  mkdirp(containersDir(), 0o700);
   // Locked under a hidden name first, then renamed: a concurrent sweep never sees it unlocked.
   const tmp = join(containersDir(), `.new-${id}`);
   const dir = join(containersDir(), id);
-  mkdirSync(tmp, { mode: 0o700 });
-  const lockFd = openSync(join(tmp, "lock"), "w", 0o600);
+  mkdir(tmp, 0o700);
+  const lockFd = open(join(tmp, "lock"), O.WRONLY | O.CREAT | O.TRUNC, 0o600);
   flock(lockFd, LOCK_EX | LOCK_NB);
-  if (config) writeFileSync(join(tmp, "config.json"), JSON.stringify(config, null, 2) + "\n", { mode: 0o600 });
-  renameSync(tmp, dir);
+  if (config) writeFile(join(tmp, "config.json"), JSON.stringify(config, null, 2) + "\n", { mode: 0o600 });
+  rename(tmp, dir);
   const c = { id, dir, upper: join(dir, "upper"), work: join(dir, "work"), merged: join(dir, "merged"), lockFd };
-  for (const d of [c.upper, c.work, c.merged]) mkdirSync(d, { mode: 0o755 });
+  for (const d of [c.upper, c.work, c.merged]) mkdir(d, 0o755);
   return c;
 }
 
 /** Lock an existing, stopped container's directory again (gcr start). */
 export function reopenContainerDir(id: string): ContainerDir | undefined {
   const dir = join(containersDir(), id);
-  const lockFd = openSync(join(dir, "lock"), "r");
+  const lockFd = open(join(dir, "lock"), O.RDONLY);
   if (!flock(lockFd, LOCK_EX | LOCK_NB)) {
-    closeSync(lockFd);
+    close(lockFd);
     return undefined;
   }
-  for (const f of ["exit", "pid", "released"]) rmSync(join(dir, f), { force: true });
+  for (const f of ["exit", "pid", "released"]) unlinkIfExists(join(dir, f));
   return { id, dir, upper: join(dir, "upper"), work: join(dir, "work"), merged: join(dir, "merged"), lockFd };
 }
 
 /** Keep the directory (a persistent container), drop our lock on it. */
 export function closeContainerDir(c: ContainerDir): void {
   try {
-    closeSync(c.lockFd);
+    close(c.lockFd);
   } catch {
     // already closed
   }
@@ -80,10 +79,10 @@ export function closeContainerDir(c: ContainerDir): void {
 export function removeContainerDir(c: ContainerDir): void {
   // The lock goes last: if this removal fails half-way, a later sweep still finds the
   // directory, takes the lock and finishes the job.
-  for (const name of readdirSync(c.dir)) if (name !== "lock") removeTree(join(c.dir, name));
+  for (const name of readdir(c.dir)) if (name !== "lock") removeTree(join(c.dir, name));
   removeTree(c.dir);
   try {
-    closeSync(c.lockFd);
+    close(c.lockFd);
   } catch {
     // already closed
   }
@@ -91,7 +90,7 @@ export function removeContainerDir(c: ContainerDir): void {
 
 function ageMs(path: string): number {
   try {
-    return Date.now() - statSync(path).mtimeMs;
+    return Date.now() - stat(path).mtimeMs;
   } catch {
     return 0;
   }
@@ -106,7 +105,7 @@ export function removeContainer(id: string): void {
 /** Whether a container dir belongs to a container that is kept after exit (run -d, --name). */
 function keptAfterExit(dir: string): boolean {
   try {
-    const c = JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as { persist?: boolean; autoRemove?: boolean };
+    const c = JSON.parse(readText(join(dir, "config.json"))) as { persist?: boolean; autoRemove?: boolean };
     return c.persist === true && c.autoRemove !== true;
   } catch {
     return false;
@@ -122,7 +121,7 @@ function keptAfterExit(dir: string): boolean {
 export function sweepStale(): void {
   let ids: string[];
   try {
-    ids = readdirSync(containersDir());
+    ids = readdir(containersDir());
   } catch {
     return;
   }
@@ -133,7 +132,7 @@ export function sweepStale(): void {
     if (id.startsWith(".new-") && ageMs(dir) < 60_000) continue;
     let fd: number;
     try {
-      fd = openSync(join(dir, "lock"), "r");
+      fd = open(join(dir, "lock"), O.RDONLY);
     } catch {
       // No lock: being created right now (a ".new-" dir, for microseconds), or a removal
       // that died before the lock file was made. Only the latter is ever old.
@@ -143,16 +142,16 @@ export function sweepStale(): void {
     try {
       if (!flock(fd, LOCK_EX | LOCK_NB)) continue; // its owner is alive
       if (keptAfterExit(dir)) {
-        if (existsSync(join(dir, "released"))) continue;
+        if (exists(join(dir, "released"))) continue;
         debug("sweep", `container ${id.slice(0, 12)} ended: releasing its cgroup and network, keeping its files until gcr rm`);
         for (const s of sweepers) s(id);
-        writeFileSync(join(dir, "released"), "");
+        writeFile(join(dir, "released"), "");
         continue;
       }
       debug("sweep", `removing leftovers of container ${id.slice(0, 12)} (its gcr process is gone)`);
       removeContainer(id);
     } finally {
-      closeSync(fd);
+      close(fd);
     }
   }
 }

@@ -4,10 +4,9 @@
 //  - rootless: container root -> the caller; with an /etc/subuid range and newuidmap (setuid
 //    helper from the uidmap package) container 1..N -> that range too. Without them only one
 //    id exists inside, and setgroups(2) must be denied before gid_map can be written.
-import { existsSync, writeFileSync } from "node:fs";
 import { GcrError, SyscallError } from "../errors.ts";
 import { debug } from "../log.ts";
-import { readTextOrUndefined } from "../fsutil.ts";
+import { exists, readTextOrUndefined, writeFile } from "../sys/fs.ts";
 
 export interface IdRange {
   inside: number;
@@ -61,7 +60,7 @@ export function planIdMapping(rootless: boolean, userns: "host" | "private" | un
   }
   const su = subordinateRange(readOr("/etc/subuid"), name, uid);
   const sg = subordinateRange(readOr("/etc/subgid"), name, uid);
-  const helper = su !== undefined && sg !== undefined && NEWUIDMAP.some(existsSync) && NEWGIDMAP.some(existsSync);
+  const helper = su !== undefined && sg !== undefined && NEWUIDMAP.some(exists) && NEWGIDMAP.some(exists);
   if (!helper) return { uids: [{ inside: 0, outside: uid, count: 1 }], gids: [{ inside: 0, outside: gid, count: 1 }], helper: false };
   return {
     uids: [{ inside: 0, outside: uid, count: 1 }, { inside: 1, outside: su.start, count: su.count }],
@@ -83,7 +82,7 @@ export function mapLines(ranges: IdRange[]): string {
 /** Write /proc/PID/{uid_map,setgroups,gid_map} (or run newuidmap/newgidmap). */
 export function writeIdMaps(pid: number, m: IdMapping): void {
   if (m.helper) {
-    for (const [tool, ranges] of [[NEWUIDMAP.find(existsSync)!, m.uids], [NEWGIDMAP.find(existsSync)!, m.gids]] as const) {
+    for (const [tool, ranges] of [[NEWUIDMAP.find(exists)!, m.uids], [NEWGIDMAP.find(exists)!, m.gids]] as const) {
       const args = ranges.flatMap((r) => [String(r.inside), String(r.outside), String(r.count)]);
       const p = Bun.spawnSync([tool, String(pid), ...args], { stderr: "pipe" });
       if (p.exitCode !== 0) throw new GcrError(`${tool} ${pid} ${args.join(" ")}: ${p.stderr.toString().trim()}`);
@@ -93,7 +92,7 @@ export function writeIdMaps(pid: number, m: IdMapping): void {
   }
   const write = (file: string, text: string) => {
     try {
-      writeFileSync(`/proc/${pid}/${file}`, text);
+      writeFile(`/proc/${pid}/${file}`, text);
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
       throw new SyscallError("write", Math.abs(err.errno ?? 1), `/proc/${pid}/${file}`);

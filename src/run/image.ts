@@ -1,14 +1,14 @@
 // IMAGE|ROOTFS -> a root filesystem and its config. The order: a path (contains "/" or
 // starts with "."), a name in the image store, a directory under ./rootfs (the seed's
 // layout: `gcr run ubuntu` uses rootfs/ubuntu), the built-in "demo" image.
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
 import { GcrError } from "../errors.ts";
 import { debug } from "../log.ts";
 import type { ImageConfig } from "../oci.ts";
 import { dataDir } from "../paths.ts";
 import { ensureStore, findImage } from "../store.ts";
 import { resolveInRoot } from "./rootfs.ts";
+import { chmod, exists, mkdirp, readFile, readText, removeTree, rename, stat, symlink, writeFile } from "../sys/fs.ts";
+import { join, resolve } from "../path.ts";
 
 export interface ResolvedImage {
   /** What the user typed. */
@@ -37,7 +37,7 @@ export function resolveImage(ref: string, cwd = process.cwd()): ResolvedImage {
 
 function isDir(p: string): boolean {
   try {
-    return statSync(p).isDirectory();
+    return stat(p).isDirectory();
   } catch {
     return false;
   }
@@ -48,29 +48,29 @@ const BUSYBOX_CANDIDATES = ["/bin/busybox", "/usr/bin/busybox"];
 /** The built-in demo image: the host's static busybox and a link per applet, built once. */
 export function demoRootfs(): string {
   const dir = join(dataDir(), "demo", "rootfs");
-  if (existsSync(join(dir, "bin", "sh"))) return dir;
+  if (exists(join(dir, "bin", "sh"))) return dir;
   // Inside the store, which is closed to other users (setuid files in images, CVE-2021-41091).
   ensureStore();
-  const busybox = BUSYBOX_CANDIDATES.find((p) => existsSync(p) && isStatic(p));
+  const busybox = BUSYBOX_CANDIDATES.find((p) => exists(p) && isStatic(p));
   if (!busybox) throw new GcrError("the demo image needs a static busybox on the host", { hint: "apt-get install busybox-static" });
   const tmp = `${dir}.tmp-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  for (const d of ["bin", "etc", "tmp", "root", "proc", "sys", "dev", "home"]) mkdirSync(join(tmp, d), { recursive: true });
-  copyFileSync(busybox, join(tmp, "bin", "busybox"));
+  removeTree(tmp);
+  for (const d of ["bin", "etc", "tmp", "root", "proc", "sys", "dev", "home"]) mkdirp(join(tmp, d));
+  writeFile(join(tmp, "bin", "busybox"), readFile(busybox), { mode: 0o755 });
   const list = Bun.spawnSync([join(tmp, "bin", "busybox"), "--list"]).stdout.toString().split("\n").filter(Boolean);
-  for (const applet of list) if (applet !== "busybox") symlinkSync("busybox", join(tmp, "bin", applet));
-  writeFileSync(join(tmp, "etc", "passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n");
-  writeFileSync(join(tmp, "etc", "group"), "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n");
-  chmodSync(join(tmp, "tmp"), 0o1777);
-  mkdirSync(join(dir, ".."), { recursive: true });
-  renameSync(tmp, dir);
+  for (const applet of list) if (applet !== "busybox") symlink("busybox", join(tmp, "bin", applet));
+  writeFile(join(tmp, "etc", "passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n");
+  writeFile(join(tmp, "etc", "group"), "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n");
+  chmod(join(tmp, "tmp"), 0o1777);
+  mkdirp(join(dir, ".."));
+  rename(tmp, dir);
   debug("run", `built the demo rootfs from ${busybox} at ${dir}`);
   return dir;
 }
 
 function isStatic(p: string): boolean {
   // A dynamic binary has a PT_INTERP header naming its loader.
-  const head = readFileSync(p).subarray(0, 4096);
+  const head = Buffer.from(readFile(p).subarray(0, 4096));
   return !head.includes("/lib64/ld-linux") && !head.includes("/lib/ld-linux");
 }
 
@@ -79,7 +79,7 @@ export function readImageFile(rootfs: string, path: string): string | undefined 
   const { resolved, missing } = resolveInRoot(rootfs, path);
   if (missing.length > 0) return undefined;
   try {
-    return readFileSync(join(rootfs, resolved), "utf8");
+    return readText(join(rootfs, resolved));
   } catch {
     return undefined;
   }

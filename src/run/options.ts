@@ -1,8 +1,8 @@
 // `gcr run` flags, as docker names them, parsed into a typed RunOptions. No I/O except
 // --env-file reading.
-import { readFileSync } from "node:fs";
 import { helpText, parseOptions, type OptionSpec } from "../cli.ts";
 import { UsageError } from "../errors.ts";
+import { readText } from "../sys/fs.ts";
 
 export const RUN_SPECS: OptionSpec[] = [
   { name: "interactive", short: "i", type: "boolean", help: "keep stdin open (without it, stdin is /dev/null)" },
@@ -213,7 +213,7 @@ export function expandEnv(e: string, hostEnv: Record<string, string | undefined>
 export function parseEnvFile(file: string, hostEnv: Record<string, string | undefined>): string[] {
   let text: string;
   try {
-    text = readFileSync(file, "utf8");
+    text = readText(file);
   } catch (e) {
     throw new UsageError(`cannot read --env-file ${file}: ${(e as Error).message}`, "run");
   }

@@ -8,19 +8,12 @@
 // created in the upper layer. A directory in upper hides a non-directory of the same name in
 // lower, so after this step every mount target in the merged view is a real directory or
 // file, and the kernel follows no symlink when gcr mounts on it.
-import { chmodSync, linkSync, lstatSync, rmSync, mkdirSync, readlinkSync, writeFileSync, chownSync, type Stats } from "node:fs";
-import { basename, dirname, join } from "node:path";
 import { GcrError } from "../errors.ts";
+import { chmod, chown, link, lstat, lstatOrUndefined, mkdir, readlink, removeTree, writeFile, type Stat } from "../sys/fs.ts";
+import { basename, dirname, join } from "../path.ts";
 
 const MAX_LINKS = 40; // as the kernel's MAXSYMLINKS
 
-function lstatOrUndefined(p: string): Stats | undefined {
-  try {
-    return lstatSync(p);
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * Resolve `path` inside `root` as if root were "/": symlinks are followed, but absolute targets
@@ -43,7 +36,7 @@ export function resolveInRoot(root: string, path: string, followFinal = true): {
     if (!st) return { resolved: "/" + [...done, c, ...todo].join("/"), missing: [c, ...todo.filter((t) => t !== "..")] };
     if (st.isSymbolicLink() && (todo.length > 0 || followFinal)) {
       if (++links > MAX_LINKS) throw new GcrError(`resolve ${path} in the rootfs: too many levels of symbolic links`);
-      const target = readlinkSync(host);
+      const target = readlink(host);
       const parts = target.split("/").filter((t) => t !== "" && t !== ".");
       if (target.startsWith("/")) done.length = 0;
       todo = [...parts, ...todo];
@@ -61,20 +54,20 @@ export function resolveInRoot(root: string, path: string, followFinal = true): {
  */
 export type UpperOwner = "copy" | "none" | { uid: number; gid: number };
 
-function own(path: string, owner: UpperOwner, lowerSt?: Stats): void {
+function own(path: string, owner: UpperOwner, lowerSt?: Stat): void {
   if (owner === "none") return;
   if (owner === "copy") {
-    if (lowerSt) chownSync(path, lowerSt.uid, lowerSt.gid);
-  } else chownSync(path, owner.uid, owner.gid);
+    if (lowerSt) chown(path, lowerSt.uid, lowerSt.gid);
+  } else chown(path, owner.uid, owner.gid);
 }
 
 /** Recreate lower's directory `rel` in upper with its mode (and owner, per `owner`), so that
  * something can be created below it without changing how the merged view shows it. */
 function copyUpDir(lower: string, upper: string, rel: string[], owner: UpperOwner): void {
-  const st = lstatSync(join(lower, ...rel));
+  const st = lstat(join(lower, ...rel));
   const up = join(upper, ...rel);
-  mkdirSync(up);
-  chmodSync(up, st.mode & 0o7777); // not through mkdir's mode, which the umask trims
+  mkdir(up);
+  chmod(up, st.mode & 0o7777); // not through mkdir's mode, which the umask trims
   own(up, owner, st);
 }
 
@@ -87,7 +80,7 @@ function copyUpDir(lower: string, upper: string, rel: string[], owner: UpperOwne
 export function prepareMountPoint(lower: string, upper: string, path: string, kind: "dir" | "file", opts: { followFinal: boolean; owner: UpperOwner }): string {
   const { resolved } = resolveInRoot(lower, path, opts.followFinal);
   const parts = resolved.split("/").filter(Boolean);
-  const typeOk = (st: Stats | undefined, last: boolean) =>
+  const typeOk = (st: Stat | undefined, last: boolean) =>
     st !== undefined && (last && kind === "file" ? st.isFile() : st.isDirectory());
   // The first component that lower lacks (or has with another type, e.g. a symlink).
   const first = parts.findIndex((_, i) => !typeOk(lstatOrUndefined(join(lower, ...parts.slice(0, i + 1))), i === parts.length - 1));
@@ -98,8 +91,8 @@ export function prepareMountPoint(lower: string, upper: string, path: string, ki
     const last = i === parts.length - 1;
     if (i < first) copyUpDir(lower, upper, parts.slice(0, i + 1), opts.owner);
     else {
-      if (last && kind === "file") writeFileSync(up, "", { mode: 0o644 });
-      else mkdirSync(up, { mode: 0o755 });
+      if (last && kind === "file") writeFile(up, "", { mode: 0o644 });
+      else mkdir(up, 0o755);
       own(up, opts.owner);
     }
   }
@@ -120,8 +113,8 @@ export function linkIntoUpper(lower: string, upper: string, path: string, source
   const parts = parent.split("/").filter(Boolean);
   for (let i = 0; i < parts.length; i++) if (!lstatOrUndefined(join(upper, ...parts.slice(0, i + 1)))) copyUpDir(lower, upper, parts.slice(0, i + 1), opts.owner);
   const file = join(upper, ...parts, basename(path));
-  rmSync(file, { force: true, recursive: true });
-  linkSync(source, file);
+  removeTree(file);
+  link(source, file);
   own(file, opts.owner);
   return (parent === "/" ? "" : parent) + "/" + basename(path);
 }

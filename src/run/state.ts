@@ -13,13 +13,12 @@
 // The status is derived from these files, never stored: running if the lock is held and no
 // exit file exists; exited otherwise. A crash of any gcr process therefore cannot leave a
 // wrong status behind, only an "exited (unknown)" when the monitor was killed.
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, renameSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { GcrError } from "../errors.ts";
 import { flock, LOCK_EX, LOCK_NB, LOCK_UN } from "../sys/libc.ts";
 import { containersDir } from "./container.ts";
 import type { RunOptions } from "./options.ts";
-import { readTextOrUndefined } from "../fsutil.ts";
+import { O, close, exists, mkdirp, open, readdir, readTextOrUndefined, rename, stat, writeFile } from "../sys/fs.ts";
+import { join } from "../path.ts";
 
 export interface ContainerConfig {
   id: string;
@@ -70,8 +69,8 @@ export function containerDir(id: string): string {
 
 function atomicWrite(path: string, text: string): void {
   const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, text, { mode: 0o600 });
-  renameSync(tmp, path);
+  writeFile(tmp, text, { mode: 0o600 });
+  rename(tmp, path);
 }
 
 /** Record how a container ended (the foreground gcr does it; gcr-monitor does the same). */
@@ -79,13 +78,12 @@ export function writeExit(dir: string, s: { exited: true; code: number } | { exi
   atomicWrite(join(dir, "exit"), s.exited ? `exited ${s.code}\n` : `signaled ${s.signal}\n`);
 }
 
-const readText = readTextOrUndefined;
 
 /** Whether some live process holds the container's lock. */
 export function isLocked(dir: string): boolean {
   let fd: number;
   try {
-    fd = openSync(join(dir, "lock"), "r");
+    fd = open(join(dir, "lock"), O.RDONLY);
   } catch {
     return false;
   }
@@ -94,16 +92,16 @@ export function isLocked(dir: string): boolean {
     flock(fd, LOCK_UN);
     return false;
   } finally {
-    closeSync(fd);
+    close(fd);
   }
 }
 
 export function readStatus(dir: string): Status {
-  const exit = readText(join(dir, "exit"));
-  const finishedAt = exit !== undefined ? statSync(join(dir, "exit")).mtime.toISOString() : undefined;
+  const exit = readTextOrUndefined(join(dir, "exit"));
+  const finishedAt = exit !== undefined ? new Date(stat(join(dir, "exit")).mtimeMs).toISOString() : undefined;
   if (exit === undefined && isLocked(dir)) {
-    const pid = Number(readText(join(dir, "pid")) ?? "0");
-    const startedAt = existsSync(join(dir, "pid")) ? statSync(join(dir, "pid")).mtime.toISOString() : "";
+    const pid = Number(readTextOrUndefined(join(dir, "pid")) ?? "0");
+    const startedAt = exists(join(dir, "pid")) ? new Date(stat(join(dir, "pid")).mtimeMs).toISOString() : "";
     return { state: "running", pid, startedAt };
   }
   const m = /^(exited|signaled) (\d+)/.exec(exit ?? "");
@@ -114,7 +112,7 @@ export function readStatus(dir: string): Status {
 
 export function readInfo(id: string): ContainerInfo | undefined {
   const dir = containerDir(id);
-  const text = readText(join(dir, "config.json"));
+  const text = readTextOrUndefined(join(dir, "config.json"));
   if (!text) return undefined;
   return { config: JSON.parse(text) as ContainerConfig, status: readStatus(dir), dir };
 }
@@ -123,7 +121,7 @@ export function readInfo(id: string): ContainerInfo | undefined {
 export function listContainers(): ContainerInfo[] {
   let ids: string[];
   try {
-    ids = readdirSync(containersDir()).filter((n) => /^[0-9a-f]{64}$/.test(n));
+    ids = readdir(containersDir()).filter((n) => /^[0-9a-f]{64}$/.test(n));
   } catch {
     return [];
   }
@@ -148,13 +146,13 @@ export function findContainer(ref: string): ContainerInfo {
 
 /** Serialise name checks and creation across concurrent gcr processes. */
 export function withStateLock<T>(fn: () => T): T {
-  mkdirSync(containersDir(), { recursive: true, mode: 0o700 });
-  const fd = openSync(join(containersDir(), "..", "containers.lock"), "a", 0o600);
+  mkdirp(containersDir(), 0o700);
+  const fd = open(join(containersDir(), "..", "containers.lock"), O.WRONLY | O.CREAT | O.APPEND, 0o600);
   try {
     flock(fd, LOCK_EX);
     return fn();
   } finally {
-    closeSync(fd);
+    close(fd);
   }
 }
 

@@ -1,10 +1,10 @@
 // `gcr run -t`: the container's pseudo-terminal (created inside the container, its master
 // handed over by child.c) wired to the user's terminal, which is put in raw mode so that
 // Ctrl-C, Ctrl-Z and friends reach the container's line discipline, not gcr.
-import { writeSync } from "node:fs";
 import { debug } from "../log.ts";
 import { stdoutStream } from "../output.ts";
-import { close, setWindowSize } from "../sys/libc.ts";
+import { setWindowSize } from "../sys/libc.ts";
+import { close, write } from "../sys/fs.ts";
 
 export function startTerminal(master: number, interactive: boolean): { finished: () => Promise<void>; restore: () => void } {
   const stdin = process.stdin;
@@ -20,7 +20,7 @@ export function startTerminal(master: number, interactive: boolean): { finished:
 
   const onInput = (d: Buffer) => {
     try {
-      writeSync(master, d);
+      write(master, d);
     } catch {
       // the container is gone
     }

@@ -1,12 +1,12 @@
 // Compile child.c with bun:ffi's TinyCC, encode a setup program for it, clone the container
 // process, and speak the sync protocol (drawn at the top of child.c) from the parent side.
 import { cc, dlopen, ptr, type Pointer } from "bun:ffi";
-import { existsSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { GcrError, SyscallError } from "../errors.ts";
 import { debug } from "../log.ts";
 import source from "./child.c" with { type: "text" };
-import { close, socketpair, writeAll } from "./libc.ts";
+import { socketpair, writeAll } from "./libc.ts";
+import { close, exists, lstat, mkdirp, readdir, rename, unlink, unlinkIfExists, writeFile } from "./fs.ts";
+import { join } from "../path.ts";
 
 export const CLONE = {
   NEWNS: 0x00020000,
@@ -121,7 +121,7 @@ const embedded: Embedded | undefined = typeof GCR_NATIVE === "string" ? (JSON.pa
 /** gcr's private directory for native code, checked before anything is loaded from it. */
 function nativeDir(privateDir: string): string {
   const dir = join(privateDir, "native");
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  mkdirp(dir, 0o700);
   assertPrivate(privateDir);
   assertPrivate(dir);
   return dir;
@@ -130,14 +130,14 @@ function nativeDir(privateDir: string): string {
 /** Write an embedded file once (atomically) and return its path. */
 function materialize(dir: string, name: string, b64: string, mode: number): string {
   const file = join(dir, name);
-  if (!existsSync(file)) {
+  if (!exists(file)) {
     const tmp = `${file}.${process.pid}.tmp`;
-    writeFileSync(tmp, Buffer.from(b64, "base64"), { mode, flag: "w" });
-    renameSync(tmp, file);
+    writeFile(tmp, Buffer.from(b64, "base64"), { mode, flag: "w" });
+    rename(tmp, file);
     // Files of older gcr builds go (a process still using one keeps its mapping). Only
     // finished files of the same kind: another gcr may be writing its ".tmp" right now.
     const same = new RegExp(`^${name.replace(/[0-9a-f]{16}/, "[0-9a-f]{16}").replace(".", "\\.")}$`);
-    for (const old of readdirSync(dir)) if (old !== name && same.test(old)) rmSync(join(dir, old), { force: true });
+    for (const old of readdir(dir)) if (old !== name && same.test(old)) unlinkIfExists(join(dir, old));
   }
   return file;
 }
@@ -160,11 +160,11 @@ function compile(privateDir: string): Native {
     return native;
   }
   const file = join(dir, `child-${process.pid}-${Date.now()}.c`);
-  writeFileSync(file, source, { mode: 0o600, flag: "wx" });
+  writeFile(file, source, { mode: 0o600, flag: "wx" });
   try {
     native = cc({ source: file, symbols: NATIVE_SYMBOLS }).symbols as unknown as Native;
   } finally {
-    unlinkSync(file);
+    unlink(file);
   }
   debug("run", `compiled the native child helper with TinyCC in ${(performance.now() - t0).toFixed(1)} ms`);
   return native;
@@ -178,7 +178,7 @@ export function monitorPath(privateDir: string): string {
 
 /** gcr loads code from this directory: it must be ours and closed to everyone else. */
 function assertPrivate(dir: string): void {
-  const st = lstatSync(dir);
+  const st = lstat(dir);
   const uid = process.geteuid?.() ?? 0;
   if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o022) !== 0)
     throw new GcrError(`${dir} must be a directory owned by uid ${uid} and writable only by it; refusing to load code from it`);

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { copyFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ensureBuilt, GCR, testDirs } from "../helpers/gcr.ts";
-import { removeTree } from "../../src/fsutil.ts";
+import { removeTree } from "../../src/sys/fs.ts";
 
 setDefaultTimeout(60_000);
 

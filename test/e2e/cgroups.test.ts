@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { removeTree } from "../../src/fsutil.ts";
+import { removeTree } from "../../src/sys/fs.ts";
 import { busyboxRootfs, ensureBuilt, gcr, GCR, isRoot, skipReason, testDirs, type Result } from "../helpers/gcr.ts";
 
 setDefaultTimeout(25_000);

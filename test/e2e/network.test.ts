@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { removeTree } from "../../src/fsutil.ts";
+import { removeTree } from "../../src/sys/fs.ts";
 import { busyboxRootfs, ensureBuilt, GCR, gcr, isRoot, skipReason, testDirs } from "../helpers/gcr.ts";
 
 setDefaultTimeout(30_000);

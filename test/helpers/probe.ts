@@ -4,7 +4,7 @@
 import { chmodSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { removeTree } from "../../src/fsutil.ts";
+import { removeTree } from "../../src/sys/fs.ts";
 import { busyboxRootfs, ensureBuilt, GCR, ROOT_DIR, testDirs } from "./gcr.ts";
 
 const SOURCE = join(ROOT_DIR, "test/fixtures/probe.c");

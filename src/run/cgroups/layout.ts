@@ -1,13 +1,13 @@
 // Which cgroup layout this machine has, read at run time from /proc/self/mountinfo and
 // /proc/self/cgroup (never from a hard-coded path):
 //   v2      one cgroup2 mount holds every controller (current distributions);
+import { readText } from "../../sys/fs.ts";
 //   v1      one cgroup mount per controller or group of controllers ("cpu,cpuacct");
 //   hybrid  v1 controllers plus a cgroup2 mount, usually with no controllers (systemd's
 //           "unified" mode on older systems; this is also what the CI machine has).
 // The layout is decided per controller: a controller lives in exactly one hierarchy, and a
 // controller bound to v1 is never looked for in v2 even if a cgroup2 mount exists.
 // Parsing is pure (tests feed it text); readLayout() does the reading.
-import { readFileSync } from "node:fs";
 
 /** The controllers gcr uses: limits (cpu, cpuset, memory, pids), accounting and freezing. */
 export const CONTROLLERS = ["cpu", "cpuacct", "cpuset", "memory", "pids", "freezer"] as const;
@@ -141,7 +141,7 @@ export function detectLayout(mountinfo: string, procCgroup: string, v2Controller
 
 function readOr(path: string, fallback: string): string {
   try {
-    return readFileSync(path, "utf8");
+    return readText(path);
   } catch {
     return fallback;
   }

@@ -2,14 +2,13 @@
 // its process in, count OOM kills, kill what is left and remove it. Policy (which
 // hierarchies, which paths, which values) is decided by resource.ts and limits.ts.
 // Every file operation goes through CgroupFs, so unit tests run against a recording fake.
-import { accessSync, constants as fsc, existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
-import { constants } from "node:os";
-import { dirname } from "node:path";
-import { GcrError, SyscallError } from "../../errors.ts";
+import { errnoNumber, GcrError, SyscallError } from "../../errors.ts";
 import { debug, warn } from "../../log.ts";
 import { kill } from "../../sys/libc.ts";
 import type { Controller, Hierarchy } from "./layout.ts";
 import { oomKillCounter, parseKeyed, type LimitWrite } from "./limits.ts";
+import { W_OK, access, exists, mkdir, readText, rmdir, writeFile } from "../../sys/fs.ts";
+import { dirname } from "../../path.ts";
 
 export interface CgroupFs {
   /** mkdir(2); false if it already existed. */
@@ -22,17 +21,16 @@ export interface CgroupFs {
   writable(path: string): boolean;
 }
 
-/** Node's fs errors as SyscallError: "mkdir /sys/fs/cgroup/memory/gcr: EACCES (...)". */
+/** Errors as SyscallError: "mkdir /sys/fs/cgroup/memory/gcr: EACCES (...)". */
 function sysError(syscall: string, path: string, e: unknown): SyscallError {
-  const code = (e as NodeJS.ErrnoException).code ?? "EIO";
-  const errno = (constants.errno as Record<string, number>)[code] ?? 5;
-  return new SyscallError(syscall, errno, path);
+  if (e instanceof SyscallError) return new SyscallError(syscall, e.errno, path);
+  return new SyscallError(syscall, errnoNumber((e as NodeJS.ErrnoException).code ?? "EIO") ?? 5, path);
 }
 
 export const realFs: CgroupFs = {
   mkdir(path) {
     try {
-      mkdirSync(path, { mode: 0o755 });
+      mkdir(path, 0o755);
       return true;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === "EEXIST") return false;
@@ -41,29 +39,29 @@ export const realFs: CgroupFs = {
   },
   rmdir(path) {
     try {
-      rmdirSync(path);
+      rmdir(path);
     } catch (e) {
       throw sysError("rmdir", path, e);
     }
   },
   write(path, value) {
     try {
-      writeFileSync(path, value);
+      writeFile(path, value);
     } catch (e) {
       throw sysError("write", path, e);
     }
   },
   read(path) {
     try {
-      return readFileSync(path, "utf8");
+      return readText(path);
     } catch {
       return undefined;
     }
   },
-  exists: existsSync,
+  exists,
   writable(path) {
     try {
-      accessSync(path, fsc.W_OK);
+      access(path, W_OK);
       return true;
     } catch {
       return false;

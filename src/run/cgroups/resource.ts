@@ -9,9 +9,6 @@
 //   --cgroup-parent P: "/P" counts from the hierarchy root, "P" from the default base.
 // What was created is recorded in the container's directory before the first mkdir, so
 // the next gcr command removes it even if this one is SIGKILLed (sweepStale in container.ts).
-import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { cpus } from "node:os";
-import { basename, dirname, join } from "node:path";
 import { GcrError } from "../../errors.ts";
 import { debug, warn } from "../../log.ts";
 import type { WaitStatus } from "../../sys/libc.ts";
@@ -22,6 +19,8 @@ import { fsPath, readLayout, type Controller, type Hierarchy, type Layout } from
 import { limitWrites, neededControllers } from "./limits.ts";
 import { Cgroup, realFs, removeLeaf, type CgroupFs, type Placement } from "./manager.ts";
 import { describeLimits, hasLimits, parseLimits, type Limits } from "./options.ts";
+import { readdir, readText, stat, writeFile } from "../../sys/fs.ts";
+import { basename, dirname, join } from "../../path.ts";
 
 /** A cgroup filesystem to mount read-only inside the container (plan.ts), by in-container path. */
 export interface CgroupMount {
@@ -127,7 +126,7 @@ export interface CgroupSetup {
  * for bad values and a GcrError (exit 125) when limits were asked for but cannot be had.
  */
 export function prepareCgroup(id: string, opts: CgroupOptions, rootless: boolean, fs: CgroupFs = realFs): CgroupSetup {
-  const limits = parseLimits(opts, cpus().length);
+  const limits = parseLimits(opts, navigator.hardwareConcurrency);
   const layout = readLayout();
   debug("cgroup", () => `layout ${layout.kind}: ${layout.hierarchies.map((h) => `v${h.version} ${h.mountpoint} [${h.controllers.join(",")}] own ${h.current}`).join("; ") || "none"}`);
   const placed = placeContainer(layout, limits, id, rootless, fs);
@@ -149,7 +148,7 @@ export function prepareCgroup(id: string, opts: CgroupOptions, rootless: boolean
     name: "cgroup",
     attach(pid) {
       // Recorded first: a gcr killed between here and release() leaves a trail for the sweep.
-      writeFileSync(record, placed.placements.map((p) => p.leaf).join("\n") + "\n");
+      writeFile(record, placed.placements.map((p) => p.leaf).join("\n") + "\n");
       try {
         cg.create();
         for (const w of cg.apply(writes)) if (limits.memorySwapExplicit) warn(w);
@@ -186,14 +185,14 @@ export function sweepOrphans(placements: Placement[], fs: CgroupFs = realFs, max
     const parent = dirname(p.leaf);
     let names: string[];
     try {
-      names = readdirSync(parent).filter((n) => /^[0-9a-f]{64}$/.test(n));
+      names = readdir(parent).filter((n) => /^[0-9a-f]{64}$/.test(n));
     } catch {
       continue;
     }
     for (const n of names) {
       const dir = `${parent}/${n}`;
       try {
-        if (Date.now() - statSync(dir).mtimeMs < maxAgeMs || (fs.read(`${dir}/cgroup.procs`) ?? "x").trim() !== "") continue;
+        if (Date.now() - stat(dir).mtimeMs < maxAgeMs || (fs.read(`${dir}/cgroup.procs`) ?? "x").trim() !== "") continue;
         fs.rmdir(dir);
         debug("sweep", `removed orphaned empty cgroup ${dir}`);
       } catch {
@@ -213,7 +212,7 @@ export function sweepCgroups(id: string, fs: CgroupFs = realFs): void {
 export function recordedCgroups(id: string): string[] {
   let text: string;
   try {
-    text = readFileSync(join(containersDir(), id, RECORD), "utf8");
+    text = readText(join(containersDir(), id, RECORD));
   } catch {
     return [];
   }

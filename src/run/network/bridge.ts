@@ -10,7 +10,6 @@
 // pair with its far end created directly inside the container's netns, then address and
 // routes in there through a netlink socket opened in that netns. release() deletes the veth
 // and the lease; the bridge and its NAT table stay for the next container (see releaseLeases).
-import { readFileSync, writeFileSync } from "node:fs";
 import { GcrError } from "../../errors.ts";
 import { debug } from "../../log.ts";
 import { Netlink } from "../../sys/netlink.ts";
@@ -22,6 +21,7 @@ import { startProxy, type Proxy } from "./proxy.ts";
 import { broadcast, firstFree, formatSubnet, gateway, ipToNum, overlaps, parseSubnet, type Subnet } from "./subnet.ts";
 import { addPortRules, removePortRules } from "./dnat.ts";
 import { printErr } from "../../output.ts";
+import { readText, writeFile } from "../../sys/fs.ts";
 
 export const BRIDGE = "gcr0";
 export const DEFAULT_SUBNET = "10.88.0.0/16";
@@ -76,7 +76,7 @@ export class BridgeNetwork implements ContainerResource {
         return { ip, bridgeIndex };
       });
       debug("net", `lease ${ip}/${this.subnet.prefixLen} on ${BRIDGE} for ${this.ctx.id.slice(0, 12)}`);
-      writeFileSync(this.ctx.hostsPath, this.ctx.hosts(ip));
+      writeFile(this.ctx.hostsPath, this.ctx.hosts(ip));
 
       host.addVeth(veth, "eth0", pid);
       const vethIndex = host.linkIndex(veth)!;
@@ -123,7 +123,7 @@ export class BridgeNetwork implements ContainerResource {
 }
 
 function ipForward(): string {
-  return readFileSync(IP_FORWARD, "utf8").trim();
+  return readText(IP_FORWARD).trim();
 }
 
 /** Bridge, address, up, NAT, forwarding: made when missing, checked against host routes. */
@@ -156,7 +156,7 @@ function ensureBridge(s: BridgeState, nl: Netlink, subnet: Subnet): number {
   s.nat = addNat(BRIDGE, cidr);
   const fwd = ipForward();
   if (fwd !== "1") {
-    writeFileSync(IP_FORWARD, "1");
+    writeFile(IP_FORWARD, "1");
     debug("net", "sysctl net.ipv4.ip_forward=1 (was 0; restored when the bridge goes)");
   }
   s.ipForward ??= fwd;
@@ -194,7 +194,7 @@ export function releaseLeases(ids: Set<string>, teardown = process.env.GCR_NETWO
       if (nl.deleteLink(BRIDGE)) debug("net", `link bridge ${BRIDGE} deleted (no container left on it)`);
       if (s.nat && s.subnet) removeNat(s.nat, BRIDGE, s.subnet);
       if (s.ipForward === "0") {
-        writeFileSync(IP_FORWARD, "0");
+        writeFile(IP_FORWARD, "0");
         debug("net", "sysctl net.ipv4.ip_forward=0 restored");
       }
       s.subnet = s.nat = s.ipForward = undefined;

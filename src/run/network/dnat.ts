@@ -4,13 +4,13 @@
 // removed. Connections from the host to 127.0.0.1 are DNATed in the output hook; for the
 // rewritten packets to leave through gcr0 the bridge needs net.ipv4.conf.gcr0.route_localnet=1,
 // and they are masqueraded so that the container answers the bridge address.
-import { existsSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { GcrError } from "../../errors.ts";
 import { debug } from "../../log.ts";
 import { containersDir } from "../container.ts";
 import { natBackend, nftTool, runTool } from "./nat.ts";
 import { describeMapping, type PortMapping } from "./ports.ts";
+import { exists, unlinkIfExists, writeFile } from "../../sys/fs.ts";
+import { join } from "../../path.ts";
 
 /** The nft table of one container's published ports. */
 export function portTable(id: string): string {
@@ -51,9 +51,9 @@ export function checkDetachedPorts(ports: PortMapping[]): void {
 }
 
 export function addPortRules(id: string, bridge: string, containerIp: string, ports: PortMapping[]): void {
-  writeFileSync(`/proc/sys/net/ipv4/conf/${bridge}/route_localnet`, "1");
+  writeFile(`/proc/sys/net/ipv4/conf/${bridge}/route_localnet`, "1");
   // Recorded first, so the sweep removes the table even if this gcr dies right after.
-  writeFileSync(marker(id), portTable(id) + "\n");
+  writeFile(marker(id), portTable(id) + "\n");
   const r = runTool([nftTool()!, "-f", "-"], dnatRules(id, bridge, containerIp, ports));
   if (!r.ok) throw new GcrError(`nft: ${r.err}`);
   debug("net", `nft: table ip ${portTable(id)}: ${ports.map(describeMapping).join(", ")} DNAT to ${containerIp}`);
@@ -63,8 +63,8 @@ const marker = (id: string) => join(containersDir(), id, "ports");
 
 /** Never throws: called on cleanup paths. Only containers that published ports have rules. */
 export function removePortRules(id: string): void {
-  if (!existsSync(marker(id))) return;
+  if (!exists(marker(id))) return;
   const nft = nftTool();
   if (nft && runTool([nft, "delete", "table", "ip", portTable(id)]).ok) debug("net", `nft: deleted table ip ${portTable(id)}`);
-  rmSync(marker(id), { force: true });
+  unlinkIfExists(marker(id));
 }

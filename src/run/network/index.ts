@@ -6,8 +6,6 @@
 //   host        the host's netns
 //   bridge      root's default: gcr0 + veth + NAT (bridge.ts), -p via a proxy in gcr
 //   slirp4netns rootless default when installed, else pasta, else none (rootless.ts)
-import { accessSync, constants, existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { UsageError } from "../../errors.ts";
 import { debug, warn } from "../../log.ts";
 import { isRoot, stateDir } from "../../paths.ts";
@@ -19,7 +17,8 @@ import { NETWORK_STATE_DIR } from "./leases.ts";
 import { parsePublish, type PortMapping } from "./ports.ts";
 import { findDriver, PastaNetwork, SLIRP, SlirpNetwork, type RootlessDriver } from "./rootless.ts";
 import { checkDetachedPorts, removePortRules } from "./dnat.ts";
-import { readTextOrUndefined } from "../../fsutil.ts";
+import { R_OK, W_OK, access, exists, mkdirp, readTextOrUndefined, writeFile } from "../../sys/fs.ts";
+import { join } from "../../path.ts";
 
 export type NetworkMode = "none" | "host" | "bridge" | RootlessDriver;
 
@@ -83,11 +82,11 @@ export interface NetworkPlan {
 function notice(msg: string): void {
   const marker = join(stateDir(), "network-notice");
   debug("net", msg);
-  if (existsSync(marker)) return;
+  if (exists(marker)) return;
   warn(msg);
   try {
-    mkdirSync(stateDir(), { recursive: true, mode: 0o700 });
-    writeFileSync(marker, `${msg}\n`);
+    mkdirp(stateDir(), 0o700);
+    writeFile(marker, `${msg}\n`);
   } catch {
     // shown again next time; harmless
   }
@@ -96,7 +95,7 @@ function notice(msg: string): void {
 /** slirp4netns and pasta both open /dev/net/tun as the calling user (some hosts make it 0600). */
 export function tunUsable(): boolean {
   try {
-    accessSync("/dev/net/tun", constants.R_OK | constants.W_OK);
+    access("/dev/net/tun", R_OK | W_OK);
     return true;
   } catch {
     return false;
@@ -135,7 +134,7 @@ export function planNetwork(opts: { network?: string; publish: string[]; detach?
 // A gcr that died (even by SIGKILL) leaves its lease and veth: give them back at the next
 // sweep. The lease table also reclaims dead owners by itself whenever a container starts.
 onSweep((id) => {
-  if (!isRoot() || !existsSync(join(NETWORK_STATE_DIR, `${BRIDGE}.json`))) return;
+  if (!isRoot() || !exists(join(NETWORK_STATE_DIR, `${BRIDGE}.json`))) return;
   removePortRules(id);
   try {
     releaseLeases(new Set([id]));

@@ -7,10 +7,10 @@
 // A lease names the lock file of its container directory (container.ts). The owning gcr holds
 // an flock on it for its whole life, so a lease whose lock can be taken belongs to a dead gcr
 // and is reclaimed: a SIGKILLed gcr never keeps an address.
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { flock, LOCK_EX, LOCK_NB } from "../../sys/libc.ts";
 import type { NatBackend } from "./nat.ts";
+import { O, close, mkdirp, open, readText, rename, writeFile } from "../../sys/fs.ts";
+import { join } from "../../path.ts";
 
 export interface Lease {
   ip: string;
@@ -34,14 +34,14 @@ export const NETWORK_STATE_DIR = "/run/gcr/network";
 
 /** Run `fn` with the bridge's state, holding its lock; the state `fn` leaves is saved. */
 export function withBridgeState<T>(bridge: string, fn: (s: BridgeState) => T, dir = NETWORK_STATE_DIR): T {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  mkdirp(dir, 0o700);
   const file = join(dir, `${bridge}.json`);
-  const fd = openSync(join(dir, `${bridge}.lock`), "a", 0o600);
+  const fd = open(join(dir, `${bridge}.lock`), O.WRONLY | O.CREAT | O.APPEND, 0o600);
   try {
     flock(fd, LOCK_EX);
     let state: BridgeState = { leases: [] };
     try {
-      state = JSON.parse(readFileSync(file, "utf8")) as BridgeState;
+      state = JSON.parse(readText(file)) as BridgeState;
     } catch {
       // none yet, or torn by a crash mid-write (cannot happen: rename below); start empty
     }
@@ -49,12 +49,12 @@ export function withBridgeState<T>(bridge: string, fn: (s: BridgeState) => T, di
     const out = fn(state);
     const after = JSON.stringify(state);
     if (after !== before) {
-      writeFileSync(`${file}.tmp`, after, { mode: 0o600 });
-      renameSync(`${file}.tmp`, file);
+      writeFile(`${file}.tmp`, after, { mode: 0o600 });
+      rename(`${file}.tmp`, file);
     }
     return out;
   } finally {
-    closeSync(fd); // releases the flock
+    close(fd); // releases the flock
   }
 }
 
@@ -62,13 +62,13 @@ export function withBridgeState<T>(bridge: string, fn: (s: BridgeState) => T, di
 export function leaseAlive(l: Lease): boolean {
   let fd: number;
   try {
-    fd = openSync(l.lock, "r");
+    fd = open(l.lock, O.RDONLY);
   } catch {
     return false;
   }
   try {
     return !flock(fd, LOCK_EX | LOCK_NB);
   } finally {
-    closeSync(fd);
+    close(fd);
   }
 }

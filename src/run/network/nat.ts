@@ -1,7 +1,7 @@
 // Outbound NAT (masquerade) and forwarding for the bridge subnet, with nft where installed,
 // else iptables. One set of rules per bridge, made with the bridge and removed with it.
-import { existsSync } from "node:fs";
 import { debug, warn } from "../../log.ts";
+import { exists } from "../../sys/fs.ts";
 
 export type NatBackend = "nft" | "iptables" | "none";
 
@@ -9,7 +9,7 @@ export type NatBackend = "nft" | "iptables" | "none";
 const SBIN = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
 
 function tool(name: string): string | undefined {
-  return Bun.which(name) ?? SBIN.map((d) => `${d}/${name}`).find((p) => existsSync(p));
+  return Bun.which(name) ?? SBIN.map((d) => `${d}/${name}`).find((p) => exists(p));
 }
 
 export function natBackend(): NatBackend {

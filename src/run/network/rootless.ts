@@ -10,19 +10,19 @@
 // Lifetime: slirp4netns gets an --exit-fd whose other end only gcr holds, so it exits with
 // gcr even after SIGKILL; pasta exits when the container's namespace goes. release() kills
 // both at once anyway. Neither needs a sweep.
-import { closeSync, existsSync, readFileSync, readSync, rmSync } from "node:fs";
 import { GcrError } from "../../errors.ts";
 import { debug } from "../../log.ts";
 import { kill } from "../../sys/libc.ts";
 import type { ContainerResource } from "../resources.ts";
 import { describeMapping, type PortMapping } from "./ports.ts";
+import { close, exists, read, readText, unlinkIfExists } from "../../sys/fs.ts";
 
 export type RootlessDriver = "slirp4netns" | "pasta";
 
 const BIN_DIRS = ["/usr/bin", "/bin", "/usr/local/bin"];
 
 export function findDriver(name: RootlessDriver): string | undefined {
-  return Bun.which(name) ?? BIN_DIRS.map((d) => `${d}/${name}`).find((p) => existsSync(p));
+  return Bun.which(name) ?? BIN_DIRS.map((d) => `${d}/${name}`).find((p) => exists(p));
 }
 
 export const SLIRP = { address: "10.0.2.100", gateway: "10.0.2.2", dns: "10.0.2.3" } as const;
@@ -58,7 +58,7 @@ export class SlirpNetwork implements ContainerResource {
     for (;;) {
       let n = -1;
       try {
-        n = readSync(ready, buf);
+        n = read(ready, buf);
       } catch (e) {
         if ((e as { code?: string }).code !== "EAGAIN") throw e;
       }
@@ -71,7 +71,7 @@ export class SlirpNetwork implements ContainerResource {
       if (performance.now() - t0 > 10_000) throw new GcrError("network: slirp4netns did not get ready within 10 s");
       await sleep(2);
     }
-    closeSync(ready);
+    close(ready);
     debug("net", `slirp4netns (pid ${p.pid}): tap0 ${SLIRP.address}/24 up, default via ${SLIRP.gateway}, dns ${SLIRP.dns}, mtu 65520, host loopback ${this.ctx.allowHostLoopback ? "reachable at 10.0.2.2" : "blocked"} (${(performance.now() - t0).toFixed(1)} ms)`);
     for (const m of this.ctx.publish) await this.hostfwd(m);
   }
@@ -86,8 +86,8 @@ export class SlirpNetwork implements ContainerResource {
 
   release(): void {
     if (this.proc && this.proc.exitCode === null) kill(this.proc.pid, 15);
-    if (this.exitFd !== undefined) closeSync(this.exitFd);
-    rmSync(this.ctx.apiSocket, { force: true });
+    if (this.exitFd !== undefined) close(this.exitFd);
+    unlinkIfExists(this.ctx.apiSocket);
     this.proc = undefined;
     this.exitFd = undefined;
   }
@@ -131,11 +131,11 @@ export class PastaNetwork implements ContainerResource {
     const code = await p.exited;
     if (code !== 0) throw new GcrError(`network: pasta failed (exit ${code}): ${(await new Response(p.stderr).text()).trim()}`);
     try {
-      this.pid = Number(readFileSync(pidFile, "utf8").trim()) || undefined;
+      this.pid = Number(readText(pidFile).trim()) || undefined;
     } catch {
       // older pasta without a pid file: it exits by itself when the namespace goes
     }
-    rmSync(pidFile, { force: true });
+    unlinkIfExists(pidFile);
     debug("net", `pasta (pid ${this.pid ?? "?"}) configured the container's network (${(performance.now() - t0).toFixed(1)} ms)`);
   }
 
