@@ -426,7 +426,7 @@ function relaySignals(pid: number, tty: boolean): { stop: () => void } {
 }
 
 const STAGE: Partial<Record<Op["op"], string>> = {
-  mount: "mount", mkdir: "mount", mkfile: "mount", symlink: "mount", readonly: "mount",
+  mount: "mount", mkdir: "mount", mkfile: "mount", mknod: "dev", symlink: "mount", readonly: "mount",
   pivot: "pivot_root", hostname: "uts", loopback: "net", unshare: "cgroup", chdir: "exec", tty: "tty",
   stdinNull: "exec", setsid: "exec", setgroups: "user", setid: "user", bounding: "caps", capset: "caps",
   capambient: "caps", nnp: "caps", seccomp: "seccomp", closefds: "exec", init: "init", umask: "exec", exec: "exec",

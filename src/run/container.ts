@@ -4,7 +4,7 @@
 // command that can take the lock knows the owner is gone (even after SIGKILL) and sweeps it.
 import { debug } from "../log.ts";
 import { stateDir } from "../paths.ts";
-import { flock, LOCK_EX, LOCK_NB } from "../sys/libc.ts";
+import { flock, LOCK_EX, LOCK_NB, randomBytes } from "../sys/libc.ts";
 import { O, close, exists, mkdir, mkdirp, open, readdir, readText, removeTree, rename, stat, unlinkIfExists, writeFile } from "../sys/fs.ts";
 import { join } from "../path.ts";
 
@@ -13,10 +13,8 @@ export function containersDir(): string {
 }
 
 export function newContainerId(): string {
-  const b = new Uint8Array(32);
   for (;;) {
-    crypto.getRandomValues(b);
-    const id = Buffer.from(b).toString("hex");
+    const id = Buffer.from(randomBytes(32)).toString("hex");
     // The short id is the default hostname: an all-digit one (1 in 280) reads as a number to
     // resolvers (busybox's `hostname -i` then says "Unknown host"), so draw again.
     if (/[a-f]/.test(id.slice(0, 12))) return id;

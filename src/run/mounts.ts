@@ -6,9 +6,18 @@ export const MS = {
   PRIVATE: 1 << 18, SLAVE: 1 << 19, STRICTATIME: 1 << 24,
 } as const;
 
-/** Device nodes in the fresh /dev: bind-mounted from the host's (works in a user namespace,
- * where mknod is refused). Nothing else from the host /dev, and nothing from the image's. */
-export const DEVICES = ["null", "zero", "full", "random", "urandom", "tty"];
+/** Device nodes in the fresh /dev, mode 0666: made with mknod where the container has no
+ * user namespace (as runc does: no mount to make and tear down), else bind-mounted from the
+ * host's, since a user namespace may not mknod. Nothing else from the host /dev, and nothing
+ * from the image's. */
+export const DEVICES: { name: string; major: number; minor: number }[] = [
+  { name: "null", major: 1, minor: 3 },
+  { name: "zero", major: 1, minor: 5 },
+  { name: "full", major: 1, minor: 7 },
+  { name: "random", major: 1, minor: 8 },
+  { name: "urandom", major: 1, minor: 9 },
+  { name: "tty", major: 5, minor: 0 },
+];
 
 export const DEV_SYMLINKS: [target: string, path: string][] = [
   ["/proc/self/fd", "/dev/fd"],

@@ -101,6 +101,18 @@ describe("clone flags and exec candidates", () => {
 });
 
 describe("root with --userns=private", () => {
+  test("/dev nodes: mknod'ed 0666 without a user namespace (as runc), bind-mounted from the host with one", () => {
+    const own = buildPlan(input()).ops;
+    const nodes = own.filter((o) => o.op === "mknod");
+    expect(nodes.map((o) => o.op === "mknod" && [o.path, o.mode, o.major, o.minor])).toContainEqual(["/c/merged/dev/null", 0o020666, 1, 3]);
+    expect(nodes).toHaveLength(6);
+    expect(own.some((o) => o.op === "mount" && o.src === "/dev/zero")).toBe(false);
+    const idmap = { uids: [{ inside: 0, outside: 1000, count: 1 }], gids: [{ inside: 0, outside: 1000, count: 1 }], helper: false };
+    const inNs = buildPlan(input({ idmap })).ops;
+    expect(inNs.some((o) => o.op === "mknod")).toBe(false);
+    expect(inNs).toContainEqual({ op: "mount", src: "/dev/zero", dst: "/c/merged/dev/zero", fstype: null, flags: 4096 });
+  });
+
   test("become the namespace's root first, attach the idmapped image before the overlay uses it", () => {
     const idmap = { uids: [{ inside: 0, outside: 100000, count: 65536 }], gids: [{ inside: 0, outside: 100000, count: 65536 }], helper: false };
     const plan = buildPlan(input({ idmap, becomeRoot: true, idmappedLower: "/c/lower", overlayData: "lowerdir=/c/lower" }));

@@ -6,6 +6,9 @@ import type { IdMapping } from "./idmap.ts";
 import { isMapped } from "./idmap.ts";
 import { DEV_SYMLINKS, DEVICES, MASKED_PATHS, MS, READONLY_PATHS } from "./mounts.ts";
 
+/** st_mode type bits of a character device, for mknod. */
+const S_IFCHR = 0o020000;
+
 export interface PlanInput {
   /** Host paths of the overlay. */
   lower: string;
@@ -87,8 +90,11 @@ export function buildPlan(p: PlanInput): Plan {
   // 4. A minimal /dev on tmpfs: a few host devices, a private devpts, shm and mqueue.
   ops.push({ op: "mount", src: "tmpfs", dst: at("/dev"), fstype: "tmpfs", flags: MS.NOSUID | MS.STRICTATIME, data: "mode=755,size=65536k" });
   for (const d of DEVICES) {
-    ops.push({ op: "mkfile", path: at(`/dev/${d}`), mode: 0o666 });
-    ops.push({ op: "mount", src: `/dev/${d}`, dst: at(`/dev/${d}`), fstype: null, flags: MS.BIND });
+    const path = at(`/dev/${d.name}`);
+    if (p.idmap) {
+      ops.push({ op: "mkfile", path, mode: 0o666 });
+      ops.push({ op: "mount", src: `/dev/${d.name}`, dst: path, fstype: null, flags: MS.BIND });
+    } else ops.push({ op: "mknod", path, mode: S_IFCHR | 0o666, major: d.major, minor: d.minor });
   }
   ops.push({ op: "mkdir", path: at("/dev/pts"), mode: 0o755 });
   // gid=5 (tty) only when that group exists in the user namespace, or the mount fails.

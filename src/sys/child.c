@@ -96,6 +96,8 @@ long gcr_clone(long flags, char *stack, int (*fn)(void *), void *arg);
 #define SYS_kill 62
 #define SYS_chdir 80
 #define SYS_mkdir 83
+#define SYS_chmod 90
+#define SYS_mknod 133
 #define SYS_symlink 88
 #define SYS_fchown 93
 #define SYS_umask 95
@@ -147,6 +149,7 @@ long gcr_clone(long flags, char *stack, int (*fn)(void *), void *arg);
 #define OP_CAPAMBIENT 25  /* clear the ambient set */
 #define OP_SETNS 26       /* fd, nstype: join a running container's namespace (gcr exec) */
 #define OP_MOVE_MOUNT 27  /* path: attach the mount tree gcr passed with "G" (an idmapped image) */
+#define OP_MKNOD 28       /* path, mode (type and permissions, exact: not trimmed by the umask), dev */
 
 #define SIGKILL 9
 #define SIGCHLD 17
@@ -168,7 +171,7 @@ static void relocate(long *prog)
 	for (op = prog; op[0] != OP_END; op += 8) {
 		switch (op[0]) {
 		case OP_MOUNT: R(op[1]); R(op[2]); R(op[3]); R(op[5]); break;
-		case OP_MKDIR: case OP_MKFILE: case OP_PIVOT: case OP_CHDIR: case OP_HOSTNAME:
+		case OP_MKDIR: case OP_MKFILE: case OP_MKNOD: case OP_PIVOT: case OP_CHDIR: case OP_HOSTNAME:
 		case OP_READONLY: case OP_MOVE_MOUNT: R(op[1]); break;
 		case OP_SYMLINK: R(op[1]); R(op[2]); break;
 		case OP_SETGROUPS: R(op[2]); break;
@@ -385,6 +388,10 @@ static int child_main(void *arg)
 		case OP_MKFILE:
 			r = sc3(SYS_open, op[1], 0100 | 01 | 02000000 /* O_CREAT|O_WRONLY|O_CLOEXEC */, op[2]);
 			if (r >= 0) r = sc1(SYS_close, r);
+			break;
+		case OP_MKNOD:
+			r = sc3(SYS_mknod, op[1], op[2], op[3]);
+			if (r == 0) r = sc2(SYS_chmod, op[1], op[2] & 07777);
 			break;
 		case OP_SYMLINK:
 			r = sc2(SYS_symlink, op[1], op[2]);

@@ -23,6 +23,7 @@ export type Op =
   | { op: "mount"; src: string | null; dst: string; fstype: string | null; flags: number; data?: string }
   | { op: "mkdir"; path: string; mode: number }
   | { op: "mkfile"; path: string; mode: number }
+  | { op: "mknod"; path: string; mode: number; major: number; minor: number }
   | { op: "symlink"; target: string; path: string }
   | { op: "pivot"; root: string }
   | { op: "chdir"; path: string }
@@ -52,7 +53,7 @@ const CODE: Record<Op["op"], number> = {
   mount: 1, mkdir: 2, mkfile: 3, symlink: 4, pivot: 5, chdir: 6, hostname: 7, loopback: 8,
   unshare: 9, setgroups: 10, setid: 11, bounding: 12, capset: 13, nnp: 14, seccomp: 15,
   stdinNull: 16, setsid: 17, tty: 18, closefds: 19, exec: 20, init: 21,
-  readonly: 23, umask: 24, capambient: 25, setns: 26, moveMount: 27,
+  readonly: 23, umask: 24, capambient: 25, setns: 26, moveMount: 27, mknod: 28,
 };
 
 const MS_NAMES: [number, string][] = [
@@ -72,6 +73,7 @@ export function describeOp(o: Op): { syscall: string; path?: string; detail?: st
     case "mount":
       return { syscall: "mount", path: o.dst, detail: [o.fstype ?? o.src, mountFlagNames(o.flags), o.data].filter(Boolean).join(" ") };
     case "mkdir": case "mkfile": return { syscall: o.op === "mkdir" ? "mkdir" : "open O_CREAT", path: o.path };
+    case "mknod": return { syscall: "mknod", path: o.path, detail: `${o.major}:${o.minor}` };
     case "symlink": return { syscall: "symlink", path: o.path, detail: `-> ${o.target}` };
     case "pivot": return { syscall: "pivot_root", path: o.root };
     case "chdir": return { syscall: "chdir", path: o.path };
@@ -215,6 +217,7 @@ export function encode(ops: Op[]): Uint8Array {
     switch (o.op) {
       case "mount": r[1] = str(o.src); r[2] = str(o.dst); r[3] = str(o.fstype); r[4] = BigInt(o.flags); r[5] = str(o.data); break;
       case "mkdir": case "mkfile": r[1] = str(o.path); r[2] = BigInt(o.mode); break;
+      case "mknod": r[1] = str(o.path); r[2] = BigInt(o.mode); r[3] = BigInt((o.major << 8) | o.minor); break;
       case "symlink": r[1] = str(o.target); r[2] = str(o.path); break;
       case "pivot": r[1] = str(o.root); break;
       case "chdir": r[1] = str(o.path); break;

@@ -15,7 +15,7 @@ export const SYS = {
   socketpair: 53, wait4: 61, kill: 62, flock: 73, fchmod: 91, lsetxattr: 189, getdents64: 217,
   openat: 257, mkdirat: 258, mknodat: 259, fchownat: 260, newfstatat: 262, unlinkat: 263,
   renameat: 264, linkat: 265, symlinkat: 266, readlinkat: 267, fchmodat: 268, faccessat: 269,
-  setns: 308,
+  setns: 308, getrandom: 318,
 } as const;
 
 const symbols = {
@@ -139,4 +139,11 @@ export function flock(fd: number, op: number): boolean {
 export function setns(fd: number, nstype: number, path?: string, detail?: string): void {
   const rc = sys(SYS.setns, fd, nstype);
   if (rc < 0) throw new SyscallError("setns", -rc, path, detail);
+}
+
+/** Random bytes from the kernel (getrandom(2)): cheaper at start than WebCrypto's first use. */
+export function randomBytes(n: number): Uint8Array {
+  const buf = new Uint8Array(n);
+  for (let got = 0; got < n; ) got += check(SYS.getrandom, "getrandom", undefined, buf.subarray(got), n - got, 0);
+  return buf;
 }

@@ -25,6 +25,12 @@ describe.if(skipReason(isRoot, "rootless tests switch to nobody with setpriv, wh
 
   const run = (args: string[]): Promise<Result> => gcr(["run", ...args], { env, asUser: NOBODY });
 
+  test("/dev: the host's devices bind-mounted (a user namespace may not mknod), and they work", async () => {
+    const r = await run([fx.rootfs, "sh", "-c", "stat -c '%F %t:%T' /dev/null /dev/urandom; echo x > /dev/null && head -c 2 /dev/urandom | wc -c; grep -c ' /dev/null ' /proc/self/mountinfo"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe("character special file 1:3\ncharacter special file 1:9\n2\n1\n");
+  });
+
   test("user: container root is the caller outside (uid_map 0 65534 1, setgroups deny)", async () => {
     const r = await run([fx.rootfs, "sh", "-c", "id -u; cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups"]);
     // The first rootless run in a state dir may say once that rootless networking falls back

@@ -156,6 +156,17 @@ describe("network isolation", () => {
 });
 
 describe.if(skipReason(isRoot, "device nodes, /proc/1/exe and hostile-rootfs tests need root (mknod, a root-owned gcr)"))("as root", () => {
+  test("/dev's six devices are real 0666 character nodes (mknod, as runc), and they work", async () => {
+    const o = await out([fx.rootfs, "sh", "-c", "for d in null zero full random urandom tty; do stat -c '%n %F %t:%T %a' /dev/$d; done; echo x > /dev/null && head -c 3 /dev/zero | wc -c; echo y > /dev/full 2>/dev/null || echo full-ENOSPC"]);
+    expect(o).toBe(
+      ["null 1:3", "zero 1:5", "full 1:7", "random 1:8", "urandom 1:9", "tty 5:0"].map((d) => {
+        const [name, dev] = d.split(" ");
+        const [ma, mi] = dev!.split(":").map((n) => Number(n).toString(16));
+        return `/dev/${name} character special file ${ma}:${mi} 666`;
+      }).join("\n") + "\n3\nfull-ENOSPC\n",
+    );
+  });
+
   test("a device node shipped in the rootfs cannot be opened (nodev)", async () => {
     const node = join(fx.rootfs, "mem-copy");
     expect(Bun.spawnSync(["mknod", node, "c", "1", "3"]).exitCode).toBe(0);
