@@ -21,8 +21,8 @@ if (lib.exitCode === 0 && mon.exitCode === 0) {
   const so = new Uint8Array(await Bun.file(".cache/child.so").arrayBuffer());
   const monitor = new Uint8Array(await Bun.file(".cache/gcr-monitor").arrayBuffer());
   const id = new Bun.CryptoHasher("sha256").update(so).update(monitor).digest("hex").slice(0, 16);
-  const payload = { id, so: Buffer.from(so).toString("base64"), monitor: Buffer.from(monitor).toString("base64") };
-  defines.push("--define", `GCR_NATIVE=${JSON.stringify(JSON.stringify(payload))}`);
+  const b64 = (b: Uint8Array) => JSON.stringify(Buffer.from(b).toString("base64"));
+  defines.push("--define", `GCR_NATIVE_ID=${JSON.stringify(id)}`, "--define", `GCR_NATIVE_SO=${b64(so)}`, "--define", `GCR_NATIVE_MONITOR=${b64(monitor)}`);
 } else {
   console.warn(`gcc failed: the binary will compile the child with TinyCC at run time, and cannot run detached containers:\n${lib.stderr}${mon.stderr}`);
 }

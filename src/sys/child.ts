@@ -3,7 +3,6 @@
 import { cc, dlopen, ptr, type Pointer } from "bun:ffi";
 import { GcrError, SyscallError } from "../errors.ts";
 import { debug } from "../log.ts";
-import source from "./child.c" with { type: "text" };
 import { socketpair, writeAll } from "./libc.ts";
 import { close, exists, lstat, mkdirp, readdir, rename, unlink, unlinkIfExists, writeFile } from "./fs.ts";
 import { join } from "../path.ts";
@@ -115,10 +114,13 @@ const NATIVE_SYMBOLS = {
   gcr_idmap_tree: { args: ["cstring", "i32"], returns: "i32" },
 } as const;
 
-/** Set by scripts/build.ts: child.c compiled by gcc, as JSON {id, so, monitor} (base64). */
-declare const GCR_NATIVE: string | undefined;
-type Embedded = { id: string; so: string; monitor: string };
-const embedded: Embedded | undefined = typeof GCR_NATIVE === "string" ? (JSON.parse(GCR_NATIVE) as Embedded) : undefined;
+/** Set by scripts/build.ts: child.c compiled by gcc. The id (a hash of both files) names
+ * them on disk; the files themselves (base64) are read only when they must be written, so
+ * a start never decodes them. */
+declare const GCR_NATIVE_ID: string | undefined;
+declare const GCR_NATIVE_SO: string;
+declare const GCR_NATIVE_MONITOR: string;
+const nativeId = typeof GCR_NATIVE_ID === "string" ? GCR_NATIVE_ID : undefined;
 
 /** gcr's private directory for native code, checked before anything is loaded from it. */
 function nativeDir(privateDir: string): string {
@@ -130,11 +132,11 @@ function nativeDir(privateDir: string): string {
 }
 
 /** Write an embedded file once (atomically) and return its path. */
-function materialize(dir: string, name: string, b64: string, mode: number): string {
+function materialize(dir: string, name: string, b64: () => string, mode: number): string {
   const file = join(dir, name);
   if (!exists(file)) {
     const tmp = `${file}.${process.pid}.tmp`;
-    writeFile(tmp, Buffer.from(b64, "base64"), { mode, flag: "w" });
+    writeFile(tmp, Buffer.from(b64(), "base64"), { mode, flag: "w" });
     rename(tmp, file);
     // Files of older gcr builds go (a process still using one keeps its mapping). Only
     // finished files of the same kind: another gcr may be writing its ".tmp" right now.
@@ -155,13 +157,15 @@ function compile(privateDir: string): Native {
   if (native) return native;
   const t0 = performance.now();
   const dir = nativeDir(privateDir);
-  if (embedded) {
-    const file = materialize(dir, `child-${embedded.id}.so`, embedded.so, 0o600);
+  if (nativeId) {
+    const file = materialize(dir, `child-${nativeId}.so`, () => GCR_NATIVE_SO, 0o600);
     native = dlopen(file, NATIVE_SYMBOLS).symbols as unknown as Native;
     debug("run", `loaded the native child helper (${file}) in ${(performance.now() - t0).toFixed(1)} ms`);
     return native;
   }
   const file = join(dir, `child-${process.pid}-${Date.now()}.c`);
+  // Required here, not imported: the C source is needed only without an embedded build.
+  const { source } = require("./child-source.ts") as typeof import("./child-source.ts");
   writeFile(file, source, { mode: 0o600, flag: "wx" });
   try {
     native = cc({ source: file, symbols: NATIVE_SYMBOLS }).symbols as unknown as Native;
@@ -174,8 +178,8 @@ function compile(privateDir: string): Native {
 
 /** The path of gcr-monitor (the parent of detached containers), written on first use. */
 export function monitorPath(privateDir: string): string {
-  if (!embedded) throw new GcrError("this gcr was built without a C compiler: detached containers need gcr-monitor", { hint: "rebuild with gcc installed (npm run build)" });
-  return materialize(nativeDir(privateDir), `gcr-monitor-${embedded.id}`, embedded.monitor, 0o700);
+  if (!nativeId) throw new GcrError("this gcr was built without a C compiler: detached containers need gcr-monitor", { hint: "rebuild with gcc installed (npm run build)" });
+  return materialize(nativeDir(privateDir), `gcr-monitor-${nativeId}`, () => GCR_NATIVE_MONITOR, 0o700);
 }
 
 /** gcr loads code from this directory: it must be ours and closed to everyone else. */
@@ -191,64 +195,93 @@ function assertPrivate(dir: string): void {
  * strings and arrays they use. Pointer fields hold offsets from the start of the blob.
  */
 export function encode(ops: Op[]): Uint8Array {
-  const opsBytes = (ops.length + 1) * 64;
-  const chunks: Uint8Array[] = [];
-  let size = opsBytes;
-  const add = (bytes: Uint8Array): bigint => {
-    const at = size;
-    const padded = (bytes.length + 7) & ~7;
-    const c = new Uint8Array(padded);
-    c.set(bytes);
-    chunks.push(c);
-    size += padded;
-    return BigInt(at);
-  };
-  const str = (s: string | null | undefined): bigint => {
-    if (s === null || s === undefined) return 0n;
-    if (s.includes("\0")) throw new GcrError(`NUL byte in ${JSON.stringify(s)}`);
-    return add(Buffer.from(s + "\0"));
-  };
-  const longs = (values: bigint[]): bigint => add(new Uint8Array(new BigInt64Array(values).buffer));
-  const strArray = (a: string[]): bigint => longs([...a.map(str), 0n]);
-  const prog = new BigInt64Array((ops.length + 1) * 8);
+  const w = new BlobWriter((ops.length + 1) * 64);
+  const strs = (a: string[]) => w.longs([...a.map((x) => w.str(x)), 0]);
   ops.forEach((o, i) => {
-    const r = prog.subarray(i * 8, i * 8 + 8);
-    r[0] = BigInt(CODE[o.op]);
+    const r = i * 64;
+    const set = (field: number, v: number | bigint) => w.long(r + field * 8, v);
+    set(0, CODE[o.op]);
     switch (o.op) {
-      case "mount": r[1] = str(o.src); r[2] = str(o.dst); r[3] = str(o.fstype); r[4] = BigInt(o.flags); r[5] = str(o.data); break;
-      case "mkdir": case "mkfile": r[1] = str(o.path); r[2] = BigInt(o.mode); break;
-      case "mknod": r[1] = str(o.path); r[2] = BigInt(o.mode); r[3] = BigInt((o.major << 8) | o.minor); break;
-      case "symlink": r[1] = str(o.target); r[2] = str(o.path); break;
-      case "pivot": r[1] = str(o.root); break;
-      case "chdir": r[1] = str(o.path); break;
-      case "hostname": r[1] = str(o.name); r[2] = BigInt(Buffer.byteLength(o.name)); break;
-      case "unshare": r[1] = BigInt(o.flags); break;
-      case "setgroups": r[1] = BigInt(o.gids.length); r[2] = add(new Uint8Array(new Uint32Array(o.gids.length ? o.gids : [0]).buffer)); break;
-      case "setid": r[1] = BigInt(o.uid); r[2] = BigInt(o.gid); break;
-      case "bounding": r[1] = BigInt.asIntN(64, o.keep); break;
-      case "capset": r[1] = BigInt.asIntN(64, o.effective); r[2] = BigInt.asIntN(64, o.inheritable); break;
-      case "seccomp": {
-        // struct sock_fprog { unsigned short len; struct sock_filter *filter; }
-        const filter = add(o.filter);
-        r[1] = longs([BigInt(o.filter.length / 8), filter]);
-        break;
-      }
-      case "tty": r[1] = BigInt(o.rows); r[2] = BigInt(o.cols); r[3] = BigInt(o.uid); r[4] = BigInt(o.gid); break;
-      case "readonly": r[1] = str(o.path); r[2] = o.recursive ? 1n : 0n; break;
-      case "umask": r[1] = BigInt(o.mask); break;
-      case "setns": r[1] = BigInt(o.fd); r[2] = BigInt(o.nstype); break;
-      case "moveMount": r[1] = str(o.path); break;
-      case "exec": r[1] = strArray(o.candidates); r[2] = strArray(o.argv); r[3] = strArray(o.env); break;
+      case "mount": set(1, w.str(o.src)); set(2, w.str(o.dst)); set(3, w.str(o.fstype)); set(4, o.flags); set(5, w.str(o.data)); break;
+      case "mkdir": case "mkfile": set(1, w.str(o.path)); set(2, o.mode); break;
+      case "mknod": set(1, w.str(o.path)); set(2, o.mode); set(3, (o.major << 8) | o.minor); break;
+      case "symlink": set(1, w.str(o.target)); set(2, w.str(o.path)); break;
+      case "pivot": set(1, w.str(o.root)); break;
+      case "chdir": set(1, w.str(o.path)); break;
+      case "hostname": set(1, w.str(o.name)); set(2, Buffer.byteLength(o.name)); break;
+      case "unshare": set(1, o.flags); break;
+      case "setgroups": set(1, o.gids.length); set(2, w.bytes(new Uint8Array(new Uint32Array(o.gids.length ? o.gids : [0]).buffer))); break;
+      case "setid": set(1, o.uid); set(2, o.gid); break;
+      case "bounding": set(1, o.keep); break;
+      case "capset": set(1, o.effective); set(2, o.inheritable); break;
+      // struct sock_fprog { unsigned short len; struct sock_filter *filter; }
+      case "seccomp": set(1, w.longs([o.filter.length / 8, w.bytes(o.filter)])); break;
+      case "tty": set(1, o.rows); set(2, o.cols); set(3, o.uid); set(4, o.gid); break;
+      case "readonly": set(1, w.str(o.path)); set(2, o.recursive ? 1 : 0); break;
+      case "umask": set(1, o.mask); break;
+      case "setns": set(1, o.fd); set(2, o.nstype); break;
+      case "moveMount": set(1, w.str(o.path)); break;
+      case "exec": set(1, strs(o.candidates)); set(2, strs(o.argv)); set(3, strs(o.env)); break;
     }
   });
-  const blob = new Uint8Array(size);
-  blob.set(new Uint8Array(prog.buffer), 0);
-  let at = opsBytes;
-  for (const c of chunks) {
-    blob.set(c, at);
-    at += c.length;
+  return w.done();
+}
+
+const encoder = new TextEncoder();
+
+/** The blob encode() builds: a fixed head (the op records), then 8-aligned data after it. */
+class BlobWriter {
+  private buf: Uint8Array;
+  private view: DataView;
+  private size: number;
+  constructor(head: number) {
+    this.buf = new Uint8Array(Math.max(8192, head * 4));
+    this.view = new DataView(this.buf.buffer);
+    this.size = head;
   }
-  return blob;
+  private reserve(n: number): number {
+    if (this.size + n > this.buf.length) {
+      const bigger = new Uint8Array(Math.max(this.buf.length * 2, this.size + n));
+      bigger.set(this.buf);
+      this.buf = bigger;
+      this.view = new DataView(bigger.buffer);
+    }
+    return this.size;
+  }
+  /** A 64-bit field at `at`; numbers stay out of BigInt where they fit in 32 bits. */
+  long(at: number, v: number | bigint): void {
+    if (typeof v === "number" && v >= 0 && v <= 0xffffffff) {
+      this.view.setUint32(at, v, true);
+      this.view.setUint32(at + 4, 0, true);
+    } else this.view.setBigInt64(at, BigInt.asIntN(64, BigInt(v)), true);
+  }
+  /** Append raw bytes; returns their offset. */
+  bytes(b: Uint8Array): number {
+    const at = this.reserve(b.length);
+    this.buf.set(b, at);
+    this.size = (at + b.length + 7) & ~7;
+    return at;
+  }
+  /** Append a NUL-terminated string; returns its offset, 0 (NULL) for null. */
+  str(s: string | null | undefined): number {
+    if (s === null || s === undefined) return 0;
+    if (s.includes("\0")) throw new GcrError(`NUL byte in ${JSON.stringify(s)}`);
+    const at = this.reserve(s.length * 3 + 1);
+    const { written } = encoder.encodeInto(s, this.buf.subarray(at));
+    this.buf[at + written] = 0;
+    this.size = (at + written + 1 + 7) & ~7;
+    return at;
+  }
+  /** Append an array of 64-bit values; returns its offset. */
+  longs(values: (number | bigint)[]): number {
+    const at = this.reserve(values.length * 8);
+    values.forEach((v, i) => this.long(at + i * 8, v));
+    this.size = at + values.length * 8;
+    return at;
+  }
+  done(): Uint8Array {
+    return this.buf.slice(0, this.size);
+  }
 }
 
 /** The outcome of the child's setup, as the parent learns it. */
