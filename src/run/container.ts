@@ -14,7 +14,7 @@ export function containersDir(): string {
 
 export function newContainerId(): string {
   for (;;) {
-    const id = Buffer.from(randomBytes(32)).toString("hex");
+    const id = Array.from(randomBytes(32), (b) => b.toString(16).padStart(2, "0")).join("");
     // The short id is the default hostname: an all-digit one (1 in 280) reads as a number to
     // resolvers (busybox's `hostname -i` then says "Unknown host"), so draw again.
     if (/[a-f]/.test(id.slice(0, 12))) return id;

@@ -208,7 +208,7 @@ export function encode(ops: Op[]): Uint8Array {
       case "symlink": set(1, w.str(o.target)); set(2, w.str(o.path)); break;
       case "pivot": set(1, w.str(o.root)); break;
       case "chdir": set(1, w.str(o.path)); break;
-      case "hostname": set(1, w.str(o.name)); set(2, Buffer.byteLength(o.name)); break;
+      case "hostname": set(1, w.str(o.name)); set(2, encoder.encode(o.name).length); break;
       case "unshare": set(1, o.flags); break;
       case "setgroups": set(1, o.gids.length); set(2, w.bytes(new Uint8Array(new Uint32Array(o.gids.length ? o.gids : [0]).buffer))); break;
       case "setid": set(1, o.uid); set(2, o.gid); break;
@@ -290,7 +290,7 @@ export type SetupResult =
   | { ok: false; op: number; errno: number; ttyMaster?: number };
 
 /** The child's stack and arguments (child.c: gcr_spawn). */
-const CHILD_MEM = 256 * 1024;
+const CHILD_MEM = 64 * 1024;
 
 export class Child {
   private constructor(

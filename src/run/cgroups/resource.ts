@@ -179,18 +179,21 @@ export function prepareCgroup(id: string, opts: CgroupOptions, rootless: boolean
  * SIGKILLing gcr): no live gcr leaves its container's cgroup empty for more than the
  * milliseconds between mkdir and join, so an empty one older than a minute is an orphan.
  * rmdir of a cgroup that has processes fails (EBUSY), so a live container is never touched.
+ * Only the first hierarchy is listed: a container's cgroups are made in placement order and
+ * removed in reverse, so one that is gone from the first is gone from all.
  */
 export function sweepOrphans(placements: Placement[], fs: CgroupFs = realFs, maxAgeMs = 60_000): void {
-  for (const p of placements) {
-    const parent = dirname(p.leaf);
-    let names: string[];
-    try {
-      names = readdir(parent).filter((n) => /^[0-9a-f]{64}$/.test(n));
-    } catch {
-      continue;
-    }
-    for (const n of names) {
-      const dir = `${parent}/${n}`;
+  const first = placements[0];
+  if (!first) return;
+  let names: string[];
+  try {
+    names = readdir(dirname(first.leaf)).filter((n) => /^[0-9a-f]{64}$/.test(n));
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    for (const p of placements) {
+      const dir = `${dirname(p.leaf)}/${n}`;
       try {
         if (Date.now() - stat(dir).mtimeMs < maxAgeMs || (fs.read(`${dir}/cgroup.procs`) ?? "x").trim() !== "") continue;
         fs.rmdir(dir);
@@ -204,7 +207,8 @@ export function sweepOrphans(placements: Placement[], fs: CgroupFs = realFs, max
 
 /** The sweep of a dead gcr's container: kill and remove the cgroups it recorded. */
 export function sweepCgroups(id: string, fs: CgroupFs = realFs): void {
-  for (const leaf of recordedCgroups(id)) removeLeaf(leaf, fs);
+  // Last made, first removed (sweepOrphans relies on the first hierarchy going last).
+  for (const leaf of recordedCgroups(id).reverse()) removeLeaf(leaf, fs);
 }
 
 /** The cgroup directories recorded for a container (none: it has no cgroup). Only the
