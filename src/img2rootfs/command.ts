@@ -26,6 +26,7 @@ import { DOCKER_HUB, formatReference, parseReference } from "./reference.ts";
 import { RegistryClient } from "./registry.ts";
 import { parsePlatform } from "./resolve.ts";
 import { printErr, printOut } from "../output.ts";
+import { steady } from "../jit.ts";
 
 // Loaded with require(), not import: bun build hoists every node: import of the bundle to
 // the binary's start, and these cost gcr run ~10 ms each although only pulls use them.
@@ -127,6 +128,7 @@ function defaultName(refText: string): string {
 }
 
 export async function pullCommand(args: string[]): Promise<number> {
+  steady(); // hashing and untarring are long hot loops: the normal JIT pays off
   const p = parse("pull", args, PULL_FLAGS, PULL_USAGE);
   if (!p) return EXIT.ok;
   const [refText, nameArg, ...extra] = p.positionals;
@@ -208,6 +210,7 @@ ${PULL_FLAG_HELP}
 `;
 
 export async function img2rootfsCommand(args: string[]): Promise<number> {
+  steady();
   // The seed's flags were Go-style single-dash longs; accept both spellings.
   const longs = ["image", "output", "platform", "insecure-registry", "max-layer-size", "quiet", "help"];
   const norm = args.map((a) => (longs.some((l) => a === `-${l}` || a.startsWith(`-${l}=`)) ? `-${a}` : a));

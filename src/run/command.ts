@@ -22,6 +22,7 @@ import { startTerminal } from "./terminal.ts";
 import { printErr, printOut, stdoutStream } from "../output.ts";
 import { O, chmod, chown, close, exists, mkdir, open, readText, stat, writeFile } from "../sys/fs.ts";
 import { dirname, join } from "../path.ts";
+import { steady } from "../jit.ts";
 
 /** Signals gcr passes on to the container (SIGWINCH becomes a resize with -t). */
 const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH"] as const;
@@ -335,6 +336,8 @@ export async function startAndWait(plan: Plan, resources: ContainerResource[], o
       return setupFailure(plan.ops, result.op, result.errno);
     }
     debug("exec", `${JSON.stringify(argv)} started ${(performance.now() - t0).toFixed(1)} ms after the go`);
+    // The start is over; what follows (a terminal or port relay) may run for hours.
+    steady();
     hooks.started?.(child.pid);
     const status = await exit.promise;
     hooks.exited?.(status);

@@ -11,6 +11,7 @@ import { sweep } from "./sweep.ts";
 import { findContainer, listContainers, readStatus, shortId, type ContainerInfo, type Status } from "./state.ts";
 import { removeContainer, reopenContainerDir } from "./container.ts";
 import { printErr, printOut, stdoutStream } from "../output.ts";
+import { steady } from "../jit.ts";
 
 export const SIGNALS: Record<string, number> = {
   HUP: 1, INT: 2, QUIT: 3, ILL: 4, TRAP: 5, ABRT: 6, BUS: 7, FPE: 8, KILL: 9, USR1: 10, SEGV: 11,
@@ -167,6 +168,7 @@ export async function logsCommand(argv: string[]): Promise<number> {
     };
     drain();
     if (p.values.follow) {
+      steady();
       while (readStatus(c.dir).state === "running") {
         await Bun.sleep(100);
         drain();
