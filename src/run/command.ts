@@ -131,8 +131,8 @@ function containerEnv(opts: RunOptions, image: ResolvedImage, hostname: string, 
 async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedImage, argv: string[], config: ContainerConfig): Promise<number> {
   const rootless = !isRoot();
   // Resource limits are validated and placed first, so bad flags fail before anything starts.
-  const cgroup = prepareCgroup(c.id, opts.cgroup, rootless);
   const idmap = planIdMapping(rootless, opts.userns);
+  const cgroup = prepareCgroup(c.id, opts.cgroup, rootless, { childJoins: !idmap });
   const hostname = config.hostname;
   const proc = config.process;
   const user = { uid: proc.uid, gid: proc.gid, additionalGids: proc.additionalGids };
@@ -211,6 +211,7 @@ async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedIm
     newNetwork: net.newNetwork,
     cgroupNamespace: true,
     cgroupMounts: cgroup.mounts,
+    cgroupJoin: cgroup.join,
     workdir,
     uid: user.uid,
     gid: user.gid,
@@ -429,7 +430,7 @@ function relaySignals(pid: number, tty: boolean): { stop: () => void } {
 }
 
 const STAGE: Partial<Record<Op["op"], string>> = {
-  mount: "mount", mkdir: "mount", mkfile: "mount", mknod: "dev", symlink: "mount", readonly: "mount",
+  mount: "mount", mkdir: "mount", mkfile: "mount", mknod: "dev", write: "cgroup", symlink: "mount", readonly: "mount",
   pivot: "pivot_root", hostname: "uts", loopback: "net", unshare: "cgroup", chdir: "exec", tty: "tty",
   stdinNull: "exec", setsid: "exec", setgroups: "user", setid: "user", bounding: "caps", capset: "caps",
   capambient: "caps", nnp: "caps", seccomp: "seccomp", closefds: "exec", init: "init", umask: "exec", exec: "exec",

@@ -101,6 +101,15 @@ describe("clone flags and exec candidates", () => {
 });
 
 describe("root with --userns=private", () => {
+  test("the child joins its v1 cgroups itself, right after making / private, before any mount of its own", () => {
+    const ops = buildPlan(input({ cgroupJoin: ["/cg/cpu/gcr/x/tasks", "/cg/pids/gcr/x/tasks"] })).ops;
+    expect(ops.slice(1, 3)).toEqual([
+      { op: "write", path: "/cg/cpu/gcr/x/tasks", data: "0" },
+      { op: "write", path: "/cg/pids/gcr/x/tasks", data: "0" },
+    ]);
+    expect(first(ops, "write")).toBeLessThan(first(ops, "unshare"));
+  });
+
   test("/dev nodes: mknod'ed 0666 without a user namespace (as runc), bind-mounted from the host with one", () => {
     const own = buildPlan(input()).ops;
     const nodes = own.filter((o) => o.op === "mknod");

@@ -32,6 +32,9 @@ export interface PlanInput {
   newNetwork: boolean;
   /** Enter a new cgroup namespace after the parent placed the process in its cgroup. */
   cgroupNamespace: boolean;
+  /** Cgroup files the child writes "0" to, joining those cgroups itself (v1 `tasks`; see
+   * cgroups/resource.ts for why). */
+  cgroupJoin?: string[];
   /** Cgroup filesystems to mount read-only under /sys/fs/cgroup (cgroups/resource.ts). */
   cgroupMounts?: { fstype: "cgroup" | "cgroup2"; data: string; path: string }[];
   workdir: string;
@@ -81,6 +84,8 @@ export function buildPlan(p: PlanInput): Plan {
   if (p.idmap && p.becomeRoot) ops.push({ op: "setid", uid: 0, gid: 0 });
   // 1. Nothing mounted from here on may propagate back to the host.
   ops.push({ op: "mount", src: null, dst: "/", fstype: null, flags: MS.REC | MS.PRIVATE });
+  // Into the container's cgroups, while the host's /sys/fs/cgroup is still in view.
+  for (const path of p.cgroupJoin ?? []) ops.push({ op: "write", path, data: "0" });
   // 2. The copy-on-write root, over the idmapped image where there is one. nodev: device
   // nodes shipped in the image cannot be opened.
   if (p.idmappedLower) ops.push({ op: "moveMount", path: p.idmappedLower });

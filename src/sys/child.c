@@ -150,6 +150,7 @@ long gcr_clone(long flags, char *stack, int (*fn)(void *), void *arg);
 #define OP_SETNS 26       /* fd, nstype: join a running container's namespace (gcr exec) */
 #define OP_MOVE_MOUNT 27  /* path: attach the mount tree gcr passed with "G" (an idmapped image) */
 #define OP_MKNOD 28       /* path, mode (type and permissions, exact: not trimmed by the umask), dev */
+#define OP_WRITE 29       /* path, data, length: write data into an existing file (a cgroup's tasks) */
 
 #define SIGKILL 9
 #define SIGCHLD 17
@@ -173,7 +174,7 @@ static void relocate(long *prog)
 		case OP_MOUNT: R(op[1]); R(op[2]); R(op[3]); R(op[5]); break;
 		case OP_MKDIR: case OP_MKFILE: case OP_MKNOD: case OP_PIVOT: case OP_CHDIR: case OP_HOSTNAME:
 		case OP_READONLY: case OP_MOVE_MOUNT: R(op[1]); break;
-		case OP_SYMLINK: R(op[1]); R(op[2]); break;
+		case OP_SYMLINK: case OP_WRITE: R(op[1]); R(op[2]); break;
 		case OP_SETGROUPS: R(op[2]); break;
 		case OP_SECCOMP: R(op[1]); R(((long *)op[1])[1]); break;
 		case OP_EXEC:
@@ -392,6 +393,15 @@ static int child_main(void *arg)
 		case OP_MKNOD:
 			r = sc3(SYS_mknod, op[1], op[2], op[3]);
 			if (r == 0) r = sc2(SYS_chmod, op[1], op[2] & 07777);
+			break;
+		case OP_WRITE:
+			r = sc3(SYS_open, op[1], 01 | 02000000 /* O_WRONLY|O_CLOEXEC */, 0);
+			if (r >= 0) {
+				long fd = r;
+				r = sc3(SYS_write, fd, op[2], op[3]);
+				if (r >= 0) r = 0;
+				sc1(SYS_close, fd);
+			}
 			break;
 		case OP_SYMLINK:
 			r = sc2(SYS_symlink, op[1], op[2]);

@@ -23,6 +23,7 @@ export type Op =
   | { op: "mkdir"; path: string; mode: number }
   | { op: "mkfile"; path: string; mode: number }
   | { op: "mknod"; path: string; mode: number; major: number; minor: number }
+  | { op: "write"; path: string; data: string }
   | { op: "symlink"; target: string; path: string }
   | { op: "pivot"; root: string }
   | { op: "chdir"; path: string }
@@ -52,7 +53,7 @@ const CODE: Record<Op["op"], number> = {
   mount: 1, mkdir: 2, mkfile: 3, symlink: 4, pivot: 5, chdir: 6, hostname: 7, loopback: 8,
   unshare: 9, setgroups: 10, setid: 11, bounding: 12, capset: 13, nnp: 14, seccomp: 15,
   stdinNull: 16, setsid: 17, tty: 18, closefds: 19, exec: 20, init: 21,
-  readonly: 23, umask: 24, capambient: 25, setns: 26, moveMount: 27, mknod: 28,
+  readonly: 23, umask: 24, capambient: 25, setns: 26, moveMount: 27, mknod: 28, write: 29,
 };
 
 const MS_NAMES: [number, string][] = [
@@ -73,6 +74,7 @@ export function describeOp(o: Op): { syscall: string; path?: string; detail?: st
       return { syscall: "mount", path: o.dst, detail: [o.fstype ?? o.src, mountFlagNames(o.flags), o.data].filter(Boolean).join(" ") };
     case "mkdir": case "mkfile": return { syscall: o.op === "mkdir" ? "mkdir" : "open O_CREAT", path: o.path };
     case "mknod": return { syscall: "mknod", path: o.path, detail: `${o.major}:${o.minor}` };
+    case "write": return { syscall: "write", path: o.path, detail: JSON.stringify(o.data) };
     case "symlink": return { syscall: "symlink", path: o.path, detail: `-> ${o.target}` };
     case "pivot": return { syscall: "pivot_root", path: o.root };
     case "chdir": return { syscall: "chdir", path: o.path };
@@ -204,6 +206,7 @@ export function encode(ops: Op[]): Uint8Array {
     switch (o.op) {
       case "mount": set(1, w.str(o.src)); set(2, w.str(o.dst)); set(3, w.str(o.fstype)); set(4, o.flags); set(5, w.str(o.data)); break;
       case "mkdir": case "mkfile": set(1, w.str(o.path)); set(2, o.mode); break;
+      case "write": set(1, w.str(o.path)); set(2, w.str(o.data)); set(3, encoder.encode(o.data).length); break;
       case "mknod": set(1, w.str(o.path)); set(2, o.mode); set(3, (o.major << 8) | o.minor); break;
       case "symlink": set(1, w.str(o.target)); set(2, w.str(o.path)); break;
       case "pivot": set(1, w.str(o.root)); break;

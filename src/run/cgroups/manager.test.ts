@@ -181,6 +181,13 @@ describe("cgroup v1 (fake cgroupfs)", () => {
       `write /v1/cpuset/gcr/${ID}/cpuset.cpus 1`,
     ]);
     expect(cgroupMounts(layout, placed.placements)).toEqual([{ fstype: "cgroup", data: "cpuset", path: "/sys/fs/cgroup/cpuset" }]);
+    // The container process joins v1 leaves itself (their tasks files); join() then skips them.
+    expect(cg.selfJoinFiles()).toEqual([`/v1/cpuset/gcr/${ID}/tasks`]);
+    const before = fs.log.length;
+    cg.join(4242, true);
+    expect(fs.log.length).toBe(before);
+    cg.join(4242);
+    expect(fs.log.at(-1)).toBe(`write /v1/cpuset/gcr/${ID}/cgroup.procs 4242`);
   });
 
   test("a missing memsw file (no swap accounting) is skipped with a warning", () => {

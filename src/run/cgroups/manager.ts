@@ -175,11 +175,23 @@ export class Cgroup {
   }
 
   /** Move the (still waiting) container process into every leaf. */
-  join(pid: number): void {
+  /** Move pid into every leaf; `skipV1` when the process joins its v1 leaves itself (selfJoinFiles). */
+  join(pid: number, skipV1 = false): void {
     for (const p of this.placements) {
+      if (skipV1 && p.hierarchy.version === 1) continue;
       this.fs.write(`${p.leaf}/cgroup.procs`, `${pid}`);
       debug("cgroup", `moved pid ${pid} into ${p.leaf}`);
     }
+  }
+
+  /**
+   * The v1 `tasks` files a single-threaded process writes "0" to, to join its leaves itself.
+   * Moving another process (a pid into cgroup.procs) takes the kernel's global threadgroup
+   * rwsem for writing: that waits for an RCU grace period and holds up every fork, exec and
+   * exit on the host meanwhile. A thread moving itself does not take it.
+   */
+  selfJoinFiles(): string[] {
+    return this.placements.filter((p) => p.hierarchy.version === 1).map((p) => `${p.leaf}/tasks`);
   }
 
   /** How many processes the kernel OOM-killed in the container's memory cgroup. */

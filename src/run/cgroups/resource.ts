@@ -119,13 +119,16 @@ export interface CgroupSetup {
   resource?: ContainerResource;
   /** For PlanInput.cgroupMounts. */
   mounts: CgroupMount[];
+  /** For PlanInput.cgroupJoin: the files the container process writes to join its v1 cgroups. */
+  join: string[];
 }
 
 /**
  * Validate the flags and decide the placement, before anything exists. Throws a UsageError
  * for bad values and a GcrError (exit 125) when limits were asked for but cannot be had.
  */
-export function prepareCgroup(id: string, opts: CgroupOptions, rootless: boolean, fs: CgroupFs = realFs): CgroupSetup {
+export function prepareCgroup(id: string, opts: CgroupOptions, rootless: boolean, opt: { childJoins?: boolean; fs?: CgroupFs } = {}): CgroupSetup {
+  const fs = opt.fs ?? realFs;
   const limits = parseLimits(opts, navigator.hardwareConcurrency);
   const layout = readLayout();
   debug("cgroup", () => `layout ${layout.kind}: ${layout.hierarchies.map((h) => `v${h.version} ${h.mountpoint} [${h.controllers.join(",")}] own ${h.current}`).join("; ") || "none"}`);
@@ -134,7 +137,7 @@ export function prepareCgroup(id: string, opts: CgroupOptions, rootless: boolean
     if (hasLimits(limits)) throw new GcrError(`${describeLimits(limits)}: cannot limit resources: ${placed.error}`, { hint: placed.hint });
     // Nothing was asked for: run without a cgroup, silently (docker rootless on v1 does the same).
     debug("cgroup", `running without a cgroup: ${placed.error}`);
-    return { mounts: [] };
+    return { mounts: [], join: [] };
   }
   sweepOrphans(placed.placements, fs);
   const needed = neededControllers(limits);
@@ -142,6 +145,9 @@ export function prepareCgroup(id: string, opts: CgroupOptions, rootless: boolean
   if (missing) throw new GcrError(`cannot limit resources: ${missing}`);
   const writes = limitWrites(limits, (c) => placed.placements.find((p) => p.hierarchy.controllers.includes(c))?.hierarchy.version);
   const cg = new Cgroup(placed.placements, new Set(needed.keys()), fs);
+  // A container process without a user namespace joins its v1 cgroups itself (child.c), which
+  // is cheaper than being moved (Cgroup.selfJoinFiles); in a user namespace it may not.
+  const childJoins = opt.childJoins === true && !rootless;
   const record = join(containersDir(), id, RECORD);
 
   const resource: ContainerResource = {
@@ -152,7 +158,7 @@ export function prepareCgroup(id: string, opts: CgroupOptions, rootless: boolean
       try {
         cg.create();
         for (const w of cg.apply(writes)) if (limits.memorySwapExplicit) warn(w);
-        cg.join(pid);
+        cg.join(pid, childJoins);
       } catch (e) {
         cg.remove();
         throw e instanceof GcrError ? new GcrError("set up the cgroup", { cause: e }) : e;
@@ -171,7 +177,7 @@ export function prepareCgroup(id: string, opts: CgroupOptions, rootless: boolean
         : `${n} process${n > 1 ? "es" : ""} in the container killed: out of memory, ${limit} reached`;
     },
   };
-  return { resource, mounts: cgroupMounts(layout, placed.placements) };
+  return { resource, mounts: cgroupMounts(layout, placed.placements), join: childJoins ? cg.selfJoinFiles() : [] };
 }
 
 /**
