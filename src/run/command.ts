@@ -5,7 +5,7 @@ import { EXIT, GcrError, SyscallError, UsageError, errnoName } from "../errors.t
 import { debug, isDebug } from "../log.ts";
 import { isRoot, stateDir } from "../paths.ts";
 import { Child, CLONE, describeOp, idmapTree, mountFlagNames, namespaceNames, type Op } from "../sys/child.ts";
-import { kill, waitpidNoHang, type WaitStatus } from "../sys/libc.ts";
+import { inBoundingSet, kill, waitpidNoHang, type WaitStatus } from "../sys/libc.ts";
 import { closeContainerDir, createContainerDir, newContainerId, removeContainerDir, type ContainerDir } from "./container.ts";
 import { isMapped, planIdMapping, writeIdMaps, type IdMapping } from "./idmap.ts";
 import { resolveImage, resolveUser, type ResolvedImage } from "./image.ts";
@@ -15,12 +15,12 @@ import { prepareCgroup } from "./cgroups/resource.ts";
 import { planNetwork } from "./network/index.ts";
 import type { ContainerResource } from "./resources.ts";
 import { linkIntoUpper, overlayData, prepareMountPoint, type UpperOwner } from "./rootfs.ts";
-import { boundingSet, capabilityMask, capNames, defaultSeccompFilter } from "./security.ts";
+import { capabilityMask, capNames, defaultSeccompFilter, withinBoundingSet } from "./security.ts";
 import { listContainers, withStateLock, writeExit, type ContainerConfig, type ProcessConfig } from "./state.ts";
 import { sweep } from "./sweep.ts";
 import { startTerminal } from "./terminal.ts";
 import { printErr, printOut, stdoutStream } from "../output.ts";
-import { O, chmod, chown, close, exists, mkdir, open, readText, stat, writeFile } from "../sys/fs.ts";
+import { O, chmod, chown, close, exists, mkdir, open, stat, writeFile } from "../sys/fs.ts";
 import { dirname, join } from "../path.ts";
 import { steady } from "../jit.ts";
 
@@ -87,7 +87,7 @@ function processConfig(opts: RunOptions, image: ResolvedImage, id: string): Proc
   const user = resolveUser(image.rootfs, opts.user ?? (image.config.User || undefined));
   let caps: bigint;
   try {
-    caps = capabilityMask(opts.capAdd, opts.capDrop) & boundingSet(readText("/proc/self/status"));
+    caps = withinBoundingSet(capabilityMask(opts.capAdd, opts.capDrop), inBoundingSet);
   } catch (e) {
     throw new UsageError((e as Error).message, "run");
   }

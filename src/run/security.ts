@@ -33,11 +33,13 @@ export function capabilityMask(add: string[], drop: string[]): bigint {
   return mask;
 }
 
-/** The capabilities gcr itself can pass on: its bounding set (a container can never hold
- * more; e.g. --cap-add ALL on a host whose bounding set lacks CAP_SYS_RESOURCE). */
-export function boundingSet(statusText: string): bigint {
-  const m = /^CapBnd:\s*([0-9a-f]+)$/m.exec(statusText);
-  return m ? BigInt(`0x${m[1]}`) : (1n << BigInt(CAPS.length)) - 1n;
+/** The capabilities of `mask` that gcr itself can pass on: those in its bounding set (a
+ * container can never hold more; e.g. --cap-add ALL on a host whose bounding set lacks
+ * CAP_SYS_RESOURCE). `inBounding` is prctl(PR_CAPBSET_READ) in gcr, a table in tests. */
+export function withinBoundingSet(mask: bigint, inBounding: (cap: number) => boolean): bigint {
+  let out = 0n;
+  for (let cap = 0; cap < CAPS.length; cap++) if (mask & (1n << BigInt(cap)) && inBounding(cap)) out |= 1n << BigInt(cap);
+  return out;
 }
 
 export function capNames(mask: bigint): string[] {

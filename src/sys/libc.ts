@@ -15,7 +15,7 @@ export const SYS = {
   socketpair: 53, wait4: 61, kill: 62, flock: 73, fchmod: 91, lsetxattr: 189, getdents64: 217,
   openat: 257, mkdirat: 258, mknodat: 259, fchownat: 260, newfstatat: 262, unlinkat: 263,
   renameat: 264, linkat: 265, symlinkat: 266, readlinkat: 267, fchmodat: 268, faccessat: 269,
-  setns: 308, getrandom: 318,
+  prctl: 157, setns: 308, getrandom: 318,
 } as const;
 
 const symbols = {
@@ -146,4 +146,11 @@ export function randomBytes(n: number): Uint8Array {
   const buf = new Uint8Array(n);
   for (let got = 0; got < n; ) got += check(SYS.getrandom, "getrandom", undefined, buf.subarray(got), n - got, 0);
   return buf;
+}
+
+const PR_CAPBSET_READ = 23;
+
+/** Whether capability `cap` is in this process's bounding set (prctl(PR_CAPBSET_READ)). */
+export function inBoundingSet(cap: number): boolean {
+  return sys(SYS.prctl, PR_CAPBSET_READ, cap) === 1;
 }

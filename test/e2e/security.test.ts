@@ -167,6 +167,16 @@ describe.if(skipReason(isRoot, "device nodes, /proc/1/exe and hostile-rootfs tes
     );
   });
 
+  test("--cap-add ALL gives what gcr's own bounding set holds, no more (prctl PR_CAPBSET_READ)", () => {
+    // gcr started without CAP_SYS_RESOURCE (24) in its bounding set: the container gets every
+    // other capability, and the run does not fail asking for one it cannot have.
+    const p = Bun.spawnSync(["setpriv", "--bounding-set", "-sys_resource", GCR, "run", "--cap-add", "ALL", fx.rootfs, "grep", "CapEff", "/proc/self/status"], { env: { ...process.env, ...fx.env } });
+    expect({ code: p.exitCode, stderr: p.stderr.toString() }).toEqual({ code: 0, stderr: "" });
+    const eff = BigInt(`0x${p.stdout.toString().split(/\s+/)[1]}`);
+    expect(eff & (1n << 24n)).toBe(0n);
+    expect(eff & (1n << 21n)).toBe(1n << 21n); // SYS_ADMIN, in the set
+  });
+
   test("a device node shipped in the rootfs cannot be opened (nodev)", async () => {
     const node = join(fx.rootfs, "mem-copy");
     expect(Bun.spawnSync(["mknod", node, "c", "1", "3"]).exitCode).toBe(0);
