@@ -24,8 +24,8 @@ export const S_IFLNK = 0o120000;
 /** What gcr reads of struct stat (x86_64 layout), with node's predicate names. */
 export class Stat {
   constructor(
-    readonly dev: bigint,
-    readonly ino: bigint,
+    readonly dev: number,
+    readonly ino: number,
     readonly mode: number,
     readonly nlink: number,
     readonly uid: number,
@@ -44,25 +44,19 @@ export class Stat {
   }
 }
 
-const statBuf = new BigUint64Array(18); // sizeof(struct stat) == 144
-const statView = new DataView(statBuf.buffer);
+const statBuf = new Uint32Array(36); // sizeof(struct stat) == 144
+// A 64-bit field as a number: exact below 2^53 (inode numbers, sizes and times all are).
+const u64 = (i: number) => statBuf[i]! + statBuf[i + 1]! * 0x1_0000_0000;
+const i64 = (i: number) => statBuf[i]! + (statBuf[i + 1]! | 0) * 0x1_0000_0000;
 
 function statAt(path: string, flags: number): Stat | number {
   for (;;) {
     const rc = sys(SYS.newfstatat, AT_FDCWD, cstr(path), statBuf, flags);
     if (rc === -EINTR) continue;
     if (rc < 0) return rc;
-    const v = statView;
-    return new Stat(
-      v.getBigUint64(0, true),
-      v.getBigUint64(8, true),
-      v.getUint32(24, true),
-      Number(v.getBigUint64(16, true)),
-      v.getUint32(28, true),
-      v.getUint32(32, true),
-      Number(v.getBigInt64(48, true)),
-      Number(v.getBigInt64(88, true)) * 1000 + Math.floor(Number(v.getBigInt64(96, true)) / 1e6),
-    );
+    // st_dev @0, st_ino @8, st_nlink @16, st_mode @24, st_uid @28, st_gid @32, st_size @48,
+    // st_mtime @88, st_mtime_nsec @96 (byte offsets; indexes below are in 32-bit words).
+    return new Stat(u64(0), u64(2), statBuf[6]!, u64(4), statBuf[7]!, statBuf[8]!, u64(12), i64(22) * 1000 + Math.floor(statBuf[24]! / 1e6));
   }
 }
 
