@@ -114,7 +114,7 @@ export function read(fd: number, buf: Uint8Array, path?: string): number {
 
 /** Write all of data to fd. */
 export function write(fd: number, data: Uint8Array | string, path?: string): void {
-  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  const bytes = typeof data === "string" ? encoder.encode(data) : data;
   let off = 0;
   while (off < bytes.length) off += check(SYS.write, "write", path, fd, bytes.subarray(off), bytes.length - off);
 }
@@ -145,6 +145,7 @@ export function readFile(path: string): Uint8Array {
   }
 }
 
+const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /** A whole file as UTF-8 text. */

@@ -11,11 +11,11 @@ import { SyscallError } from "../errors.ts";
 
 /** x86_64 system call numbers (arch/x86/entry/syscalls/syscall_64.tbl). */
 export const SYS = {
-  read: 0, write: 1, close: 3, lseek: 8, ioctl: 16, socket: 41, sendto: 44, recvfrom: 45,
-  socketpair: 53, wait4: 61, kill: 62, flock: 73, fchmod: 91, lsetxattr: 189, getdents64: 217,
-  openat: 257, mkdirat: 258, mknodat: 259, fchownat: 260, newfstatat: 262, unlinkat: 263,
-  renameat: 264, linkat: 265, symlinkat: 266, readlinkat: 267, fchmodat: 268, faccessat: 269,
-  prctl: 157, setns: 308, getrandom: 318,
+  read: 0, write: 1, close: 3, ioctl: 16, socket: 41, sendto: 44, recvfrom: 45,
+  socketpair: 53, wait4: 61, kill: 62, flock: 73, prctl: 157, lsetxattr: 189,
+  getdents64: 217, openat: 257, mkdirat: 258, mknodat: 259, fchownat: 260, newfstatat: 262,
+  unlinkat: 263, renameat: 264, linkat: 265, symlinkat: 266, readlinkat: 267, fchmodat: 268,
+  faccessat: 269, setns: 308, getrandom: 318,
 } as const;
 
 const symbols = {
