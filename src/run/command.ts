@@ -297,7 +297,10 @@ async function attach(child: Child, idmap: IdMapping | undefined, resources: Con
     return tree;
   } catch (e) {
     if (tree >= 0) close(tree);
+    // The child may have failed first, in the setup it runs before the go; that is the cause.
+    const early = child.earlyFailure();
     child.abandon();
+    if (early) throw setupError(plan.ops, early.op, early.errno);
     throw e instanceof GcrError ? e : new GcrError("set up the container", { cause: e });
   }
 }
@@ -380,9 +383,15 @@ function setupFailure(ops: Op[], index: number, errno: number): number {
     printErr(`gcr: exec: "${cmd}": ${new SyscallError("execve", errno).message.replace(/^execve: /, "")}\n`);
     return EXIT.cannotExecute;
   }
-  if (!op) throw new GcrError(`container setup failed: ${errnoName(errno)}`);
+  throw setupError(ops, index, errno);
+}
+
+/** A failed setup op as the error gcr reports: the syscall, its path and the errno. */
+function setupError(ops: Op[], index: number, errno: number): GcrError {
+  const op = ops[index];
+  if (!op) return new GcrError(`container setup failed: ${errnoName(errno)}`);
   const d = describeOp(op);
-  throw new GcrError("container setup", { cause: new SyscallError(d.syscall, errno, d.path, d.detail) });
+  return new GcrError("container setup", { cause: new SyscallError(d.syscall, errno, d.path, d.detail) });
 }
 
 interface ExitWait {

@@ -70,7 +70,8 @@ export async function execCommand(argv: string[]): Promise<number> {
   const user = v.user !== undefined ? resolveUser(root, v.user as string) : { uid: proc.uid, gid: proc.gid, additionalGids: proc.additionalGids };
   const cwd = (v.workdir as string | undefined) ?? proc.cwd;
 
-  const ops: Op[] = [];
+  // The exec'd process waits for gcr's go (its cgroups) before anything else.
+  const ops: Op[] = [{ op: "go" }];
   const fds: number[] = [];
   try {
     for (const [file, flag] of NAMESPACES) {

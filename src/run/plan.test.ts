@@ -101,12 +101,17 @@ describe("clone flags and exec candidates", () => {
 });
 
 describe("root with --userns=private", () => {
-  test("the child joins its v1 cgroups itself, right after making / private, before any mount of its own", () => {
+  test("as root the mounts come before the go (they overlap gcr's work), then the v1 cgroup joins, then pivot_root", () => {
     const ops = buildPlan(input({ cgroupJoin: ["/cg/cpu/gcr/x/tasks", "/cg/pids/gcr/x/tasks"] })).ops;
-    expect(ops.slice(1, 3)).toEqual([
+    const go = first(ops, "go");
+    expect(go).toBe(last(ops, "go"));
+    // Every mount made before pivot_root is made before the go.
+    expect(ops.slice(go, first(ops, "pivot")).some((o) => o.op === "mount" || o.op === "readonly")).toBe(false);
+    expect(ops.slice(go + 1, go + 3)).toEqual([
       { op: "write", path: "/cg/cpu/gcr/x/tasks", data: "0" },
       { op: "write", path: "/cg/pids/gcr/x/tasks", data: "0" },
     ]);
+    expect(ops[go + 3]).toEqual({ op: "pivot", root: "/c/merged" });
     expect(first(ops, "write")).toBeLessThan(first(ops, "unshare"));
   });
 
@@ -122,11 +127,11 @@ describe("root with --userns=private", () => {
     expect(inNs).toContainEqual({ op: "mount", src: "/dev/zero", dst: "/c/merged/dev/zero", fstype: null, flags: 4096 });
   });
 
-  test("become the namespace's root first, attach the idmapped image before the overlay uses it", () => {
+  test("wait for the go (the id maps), become the namespace's root, attach the idmapped image before the overlay uses it", () => {
     const idmap = { uids: [{ inside: 0, outside: 100000, count: 65536 }], gids: [{ inside: 0, outside: 100000, count: 65536 }], helper: false };
     const plan = buildPlan(input({ idmap, becomeRoot: true, idmappedLower: "/c/lower", overlayData: "lowerdir=/c/lower" }));
     const k = kinds(plan.ops);
-    expect(plan.ops[0]).toEqual({ op: "setid", uid: 0, gid: 0 });
+    expect(plan.ops.slice(0, 2)).toEqual([{ op: "go" }, { op: "setid", uid: 0, gid: 0 }]);
     const overlay = plan.ops.findIndex((o) => o.op === "mount" && o.fstype === "overlay");
     expect(k.indexOf("moveMount")).toBeGreaterThan(0);
     expect(k.indexOf("moveMount")).toBeLessThan(overlay);

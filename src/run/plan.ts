@@ -79,13 +79,14 @@ export function buildPlan(p: PlanInput): Plan {
   if (p.newNetwork) cloneFlags |= CLONE.NEWNET;
   if (p.idmap) cloneFlags |= CLONE.NEWUSER;
 
-  // 0. root with --userns=private: become the namespace's root (host uid/gid of the map) right
-  // away, so the overlay and every file gcr prepared are used with the container's identity.
+  // 0. In a user namespace nothing can happen before gcr has written the id maps: wait for its
+  // go first. root with --userns=private then becomes the namespace's root (host uid/gid of
+  // the map) right away, so the overlay and every file gcr prepared are used with the
+  // container's identity.
+  if (p.idmap) ops.push({ op: "go" });
   if (p.idmap && p.becomeRoot) ops.push({ op: "setid", uid: 0, gid: 0 });
   // 1. Nothing mounted from here on may propagate back to the host.
   ops.push({ op: "mount", src: null, dst: "/", fstype: null, flags: MS.REC | MS.PRIVATE });
-  // Into the container's cgroups, while the host's /sys/fs/cgroup is still in view.
-  for (const path of p.cgroupJoin ?? []) ops.push({ op: "write", path, data: "0" });
   // 2. The copy-on-write root, over the idmapped image where there is one. nodev: device
   // nodes shipped in the image cannot be opened.
   if (p.idmappedLower) ops.push({ op: "moveMount", path: p.idmappedLower });
@@ -138,7 +139,12 @@ export function buildPlan(p: PlanInput): Plan {
   }
   // 8. --read-only: the root mount itself (not the mounts above it).
   if (p.readOnly) ops.push({ op: "readonly", path: m, recursive: false });
-  // 9. Enter the new root; the old one is detached, so no host path is reachable.
+  // 9. Without a user namespace the go comes here: the mounts above ran while gcr made the
+  // cgroups and the network. Then into the container's cgroups, while the host's
+  // /sys/fs/cgroup is still in view.
+  if (!p.idmap) ops.push({ op: "go" });
+  for (const path of p.cgroupJoin ?? []) ops.push({ op: "write", path, data: "0" });
+  // 10. Enter the new root; the old one is detached, so no host path is reachable.
   ops.push({ op: "pivot", root: m });
   ops.push({ op: "hostname", name: p.hostname });
   if (p.newNetwork) ops.push({ op: "loopback" });
@@ -160,7 +166,7 @@ export function buildPlan(p: PlanInput): Plan {
     if (nested) ops.push({ op: "readonly", path: top, recursive: false });
   }
   ops.push({ op: "chdir", path: p.workdir });
-  // 10. Standard streams. Always a new session: without a controlling terminal the command
+  // 11. Standard streams. Always a new session: without a controlling terminal the command
   // cannot push keystrokes into the caller's terminal with TIOCSTI.
   if (p.tty) ops.push({ op: "tty", rows: p.tty.rows, cols: p.tty.cols, uid: p.uid, gid: p.gid });
   else {
@@ -168,7 +174,7 @@ export function buildPlan(p: PlanInput): Plan {
     ops.push({ op: "setsid" });
   }
   ops.push({ op: "umask", mask: 0o022 });
-  // 11. Credentials and privileges, in this order: the bounding set needs CAP_SETPCAP, which
+  // 12. Credentials and privileges, in this order: the bounding set needs CAP_SETPCAP, which
   // setresuid() to a non-root uid takes away; capset comes after the uid change.
   if (!p.setgroupsDenied) ops.push({ op: "setgroups", gids: p.additionalGids });
   ops.push({ op: "bounding", keep: p.capabilities });
@@ -176,10 +182,10 @@ export function buildPlan(p: PlanInput): Plan {
   ops.push({ op: "capset", effective: p.uid === 0 ? p.capabilities : 0n, inheritable: 0n });
   ops.push({ op: "capambient" });
   if (p.noNewPrivileges) ops.push({ op: "nnp" });
-  // 12. No fd of gcr survives execve (CVE-2024-21626 class): everything above 2 is CLOEXEC.
+  // 13. No fd of gcr survives execve (CVE-2024-21626 class): everything above 2 is CLOEXEC.
   ops.push({ op: "closefds" });
   if (p.init) ops.push({ op: "init" });
-  // 13. seccomp last: it forbids some of the calls above.
+  // 14. seccomp last: it forbids some of the calls above.
   if (p.seccomp) ops.push({ op: "seccomp", filter: p.seccomp });
   ops.push({ op: "exec", candidates: execCandidates(p.argv[0]!, p.env), argv: p.argv, env: p.env });
   return { cloneFlags, ops, idmapSource: p.idmappedLower ? p.lower : undefined };

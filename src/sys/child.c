@@ -151,6 +151,7 @@ long gcr_clone(long flags, char *stack, int (*fn)(void *), void *arg);
 #define OP_MOVE_MOUNT 27  /* path: attach the mount tree gcr passed with "G" (an idmapped image) */
 #define OP_MKNOD 28       /* path, mode (type and permissions, exact: not trimmed by the umask), dev */
 #define OP_WRITE 29       /* path, data, length: write data into an existing file (a cgroup's tasks) */
+#define OP_GO 30          /* wait for gcr's "G" (and the fd that may come with it) */
 
 #define SIGKILL 9
 #define SIGCHLD 17
@@ -228,7 +229,7 @@ static long send_with_fd(long sock, void *buf, long len, long fd)
 		msg[4] = (long)cbuf; msg[5] = 24; /* CMSG_SPACE(sizeof(int)) */
 	}
 	do {
-		n = sc3(SYS_sendmsg, sock, msg, 0);
+		n = sc3(SYS_sendmsg, sock, msg, 0x4000 /* MSG_NOSIGNAL */);
 	} while (n == -4 /* EINTR */);
 	return n;
 }
@@ -355,7 +356,6 @@ static int child_main(void *arg)
 	long *op;
 	long empty[2] = { 0, 0 };
 	long act[4] = { 0, 0, 0, 0 }; /* SIG_DFL, no flags */
-	char go = 0;
 	long i, r, idx;
 
 	sock_fd = a->sock;
@@ -367,14 +367,10 @@ static int child_main(void *arg)
 	/* Die with gcr. The check below closes the race where gcr died before this prctl:
 	 * its end of the socket is then closed and read() returns 0. */
 	sc5(SYS_prctl, 1 /* PR_SET_PDEATHSIG */, SIGKILL, 0, 0, 0);
-	if (recv_go(sock_fd, &go) != 1 || go != 'G') sc1(SYS_exit_group, 125);
-	/* Until execve this process is an image of gcr: non-dumpable, so no process in the
-	 * container can open its /proc/PID/exe or memory (CVE-2019-5736 class). execve resets it
-	 * for the command; with --init, pid 1 stays non-dumpable for its whole life. Only after
-	 * "G": a non-dumpable process's /proc/PID files belong to root, so a rootless parent could
-	 * no longer write its uid_map/gid_map (EACCES). Until "G" no container process exists. */
-	sc5(SYS_prctl, 4 /* PR_SET_DUMPABLE */, 0, 0, 0, 0);
 
+	/* The program says when to wait for gcr's "G" (OP_GO): first thing in a user namespace,
+	 * which needs its id maps; as root, after the mounts, which then overlap gcr's own work
+	 * (cgroups, network) instead of following it. */
 	for (op = a->prog; op[0] != OP_END; op += 8) {
 		idx = (op - a->prog) / 8;
 		r = 0;
@@ -394,6 +390,19 @@ static int child_main(void *arg)
 			r = sc3(SYS_mknod, op[1], op[2], op[3]);
 			if (r == 0) r = sc2(SYS_chmod, op[1], op[2] & 07777);
 			break;
+		case OP_GO: {
+			char go = 0;
+			/* EOF instead: gcr died before PR_SET_PDEATHSIG, or gave up on this child. */
+			if (recv_go(sock_fd, &go) != 1 || go != 'G') sc1(SYS_exit_group, 125);
+			/* Until execve this process is an image of gcr: non-dumpable, so no process in the
+			 * container can open its /proc/PID/exe or memory (CVE-2019-5736 class). execve
+			 * resets it for the command; with --init, pid 1 stays non-dumpable for its whole
+			 * life. Only after "G": a non-dumpable process's /proc/PID files belong to root, so
+			 * a rootless parent could no longer write its uid_map/gid_map (EACCES). Until "G"
+			 * no process of the container exists. */
+			sc5(SYS_prctl, 4 /* PR_SET_DUMPABLE */, 0, 0, 0, 0);
+			break;
+		}
 		case OP_WRITE:
 			r = sc3(SYS_open, op[1], 01 | 02000000 /* O_WRONLY|O_CLOEXEC */, 0);
 			if (r >= 0) {

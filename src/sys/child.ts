@@ -3,9 +3,11 @@
 import { cc, dlopen, ptr, type Pointer } from "bun:ffi";
 import { GcrError, SyscallError } from "../errors.ts";
 import { debug } from "../log.ts";
-import { socketpair, writeAll } from "./libc.ts";
+import { socketpair, sys, SYS, writeAll } from "./libc.ts";
 import { close, exists, lstat, mkdirp, readdir, rename, unlink, unlinkIfExists, writeFile } from "./fs.ts";
 import { join } from "../path.ts";
+
+const MSG_DONTWAIT = 0x40;
 
 export const CLONE = {
   NEWNS: 0x00020000,
@@ -24,6 +26,7 @@ export type Op =
   | { op: "mkfile"; path: string; mode: number }
   | { op: "mknod"; path: string; mode: number; major: number; minor: number }
   | { op: "write"; path: string; data: string }
+  | { op: "go" }
   | { op: "symlink"; target: string; path: string }
   | { op: "pivot"; root: string }
   | { op: "chdir"; path: string }
@@ -53,7 +56,7 @@ const CODE: Record<Op["op"], number> = {
   mount: 1, mkdir: 2, mkfile: 3, symlink: 4, pivot: 5, chdir: 6, hostname: 7, loopback: 8,
   unshare: 9, setgroups: 10, setid: 11, bounding: 12, capset: 13, nnp: 14, seccomp: 15,
   stdinNull: 16, setsid: 17, tty: 18, closefds: 19, exec: 20, init: 21,
-  readonly: 23, umask: 24, capambient: 25, setns: 26, moveMount: 27, mknod: 28, write: 29,
+  readonly: 23, umask: 24, capambient: 25, setns: 26, moveMount: 27, mknod: 28, write: 29, go: 30,
 };
 
 const MS_NAMES: [number, string][] = [
@@ -75,6 +78,7 @@ export function describeOp(o: Op): { syscall: string; path?: string; detail?: st
     case "mkdir": case "mkfile": return { syscall: o.op === "mkdir" ? "mkdir" : "open O_CREAT", path: o.path };
     case "mknod": return { syscall: "mknod", path: o.path, detail: `${o.major}:${o.minor}` };
     case "write": return { syscall: "write", path: o.path, detail: JSON.stringify(o.data) };
+    case "go": return { syscall: "recvmsg (wait for gcr's go)" };
     case "symlink": return { syscall: "symlink", path: o.path, detail: `-> ${o.target}` };
     case "pivot": return { syscall: "pivot_root", path: o.root };
     case "chdir": return { syscall: "chdir", path: o.path };
@@ -197,6 +201,8 @@ function assertPrivate(dir: string): void {
  * strings and arrays they use. Pointer fields hold offsets from the start of the blob.
  */
 export function encode(ops: Op[]): Uint8Array {
+  // Without a go, the child would run before gcr has made its maps, cgroups and network.
+  if (ops.filter((o) => o.op === "go").length !== 1) throw new GcrError("internal: a setup program needs exactly one go op");
   const w = new BlobWriter((ops.length + 1) * 64);
   const strs = (a: string[]) => w.longs([...a.map((x) => w.str(x)), 0]);
   ops.forEach((o, i) => {
@@ -366,9 +372,10 @@ export class Child {
   /** Let the child run its setup, then wait for execve (EOF), a pty master, or a failure. */
   release(passFd = -1): SetupResult {
     const lib = native!;
-    // "G", with the idmapped image tree attached when there is one (OP_MOVE_MOUNT).
+    // "G", with the idmapped image tree attached when there is one (OP_MOVE_MOUNT). EPIPE:
+    // the child failed (and said why) in the part of its setup it runs before the go.
     const sent = lib.gcr_send_go(this.sock, passFd);
-    if (sent < 0) throw new SyscallError("sendmsg", -sent, "sync socket");
+    if (sent < 0 && sent !== -32 /* EPIPE */ && sent !== -104 /* ECONNRESET */) throw new SyscallError("sendmsg", -sent, "sync socket");
     const out = new Int32Array(4);
     let ttyMaster: number | undefined;
     try {
@@ -383,6 +390,17 @@ export class Child {
     } finally {
       close(this.sock);
     }
+  }
+
+  /**
+   * The failure the child reported before the go, if it did: the setup it runs before the go
+   * (its mounts, as root) overlaps gcr's own work, which may then fail only because the
+   * child is gone. Never blocks.
+   */
+  earlyFailure(): { op: number; errno: number } | undefined {
+    const msg = new Int32Array(3);
+    const n = sys(SYS.recvfrom, this.sock, msg, 12, MSG_DONTWAIT, 0, 0);
+    return n === 12 && msg[0] === "E".charCodeAt(0) ? { op: msg[1]!, errno: msg[2]! } : undefined;
   }
 
   /** Abandon a child that was never released (setup of the parent side failed). */

@@ -343,6 +343,19 @@ describe("output", () => {
   });
 });
 
+describe("setup failures", () => {
+  // As root the child mounts the container's filesystems while gcr makes its cgroups and its
+  // network; a mount the kernel refuses (a tmpfs mode it cannot parse) ends the child before
+  // gcr's go, and gcr's own work on the dead child may then fail too. What the user sees must
+  // be the child's failure, and nothing may be left behind.
+  test.each(["none", ...(isRoot ? ["bridge"] : [])])("a refused mount (--network %s): the mount, its path and errno; exit 125; nothing left", async (net) => {
+    const r = await run(["--network", net, "--tmpfs", "/t:mode=zzz", fx.rootfs, "true"]);
+    expect(r.code).toBe(125);
+    expect(r.stderr).toMatch(/^gcr: container setup: mount \S+\/merged\/t \(tmpfs MS_NOSUID\|MS_NODEV mode=zzz\): EINVAL \(Invalid argument\)\n$/);
+    expect(entries(join(fx.env.GCR_RUNROOT!, "containers"))).toEqual([]);
+  });
+});
+
 /** The cgroup directories gcr would create for container `id`: /sys/fs/cgroup/<controller>/gcr/<id> (v1, hybrid) or /sys/fs/cgroup/gcr/<id>. */
 function cgroupDirsOf(id: string): string[] {
   const roots = ["/sys/fs/cgroup", ...entries("/sys/fs/cgroup").map((c) => `/sys/fs/cgroup/${c}`)];
