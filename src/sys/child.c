@@ -1,7 +1,8 @@
 /*
  * The native half of `gcr run`: clone() the container process and, inside it, interpret a
  * small setup program (mounts, pivot_root, hostname, credentials, capabilities, seccomp)
- * before execve. Compiled at run time by bun:ffi's TinyCC; no #include, no libc state.
+ * before execve. Built by gcc at `npm run build` (bun:ffi's TinyCC when there is none); no
+ * #include, no libc state.
  *
  * Why native: a Bun process is multi-threaded, so it can neither unshare(CLONE_NEWUSER) nor
  * run JavaScript in a forked child (JSC's JIT memory is MADV_DONTFORK: the child segfaults).
@@ -17,11 +18,12 @@
  * in the TLS of gcr's main thread) or any lock (no malloc, no stdio); and every failure is
  * reported, never ignored.
  *
- * Parent <-> child protocol over a SOCK_SEQPACKET socketpair (see src/run/sync.ts):
+ * Parent <-> child protocol over a SOCK_SEQPACKET socketpair (parent side: src/sys/child.ts):
  *   parent                          child
- *   clone() ----------------------> blocks in read(sock)
- *   writes uid/gid maps, cgroup
- *   send "G" ---------------------> runs ops
+ *   clone() ----------------------> runs the ops before OP_GO (as root: the mounts;
+ *   writes uid/gid maps, cgroups,     in a user namespace: none), then blocks in recvmsg
+ *   network                         <- "E" {op, errno} if one of those fails, then _exit(125)
+ *   send "G" ---------------------> runs the rest
  *                    <------------- "T" + pty master fd (SCM_RIGHTS), with -t
  *                    <------------- "E" {op, errno}  on failure, then _exit(125)
  *                    <------------- EOF when execve succeeded (the socket is CLOEXEC)
