@@ -214,15 +214,27 @@ function pidsIn(leaf: string, fs: CgroupFs): number[] {
 }
 
 /**
- * Kill every process in a cgroup, then rmdir it. v2 has cgroup.kill (one write, race-free
- * against forks); v1 freezes the cgroup first when it is a freezer cgroup, so that nothing can
- * fork while we kill, then thaws it so the SIGKILLs are delivered. rmdir returns EBUSY until
- * the last process has exited, hence the retries (runc#4040, crun#657).
+ * rmdir a container's cgroup; while that says EBUSY, kill what is left in it and try again.
+ * After a normal exit the cgroup is already empty (the pid namespace died with its init), so
+ * the first rmdir is all it takes. To kill: v2 has cgroup.kill (one write, race-free against
+ * forks); v1 freezes the cgroup first when it is a freezer cgroup, so that nothing can fork
+ * while we kill, then thaws it so the SIGKILLs are delivered. rmdir says EBUSY until the last
+ * process has exited, hence the retries (runc#4040, crun#657).
  */
 export function removeLeaf(leaf: string, fs: CgroupFs = realFs, waitMs = 3000): boolean {
-  if (!fs.exists(leaf)) return true;
   const deadline = performance.now() + waitMs;
   for (let round = 0; ; round++) {
+    try {
+      fs.rmdir(leaf);
+      debug("cgroup", `removed ${leaf}`);
+      return true;
+    } catch (e) {
+      if (e instanceof SyscallError && e.code === "ENOENT") return true;
+      if (performance.now() > deadline) {
+        warn(`cannot remove cgroup: ${(e as Error).message}`);
+        return false;
+      }
+    }
     if (pidsIn(leaf, fs).length > 0) {
       try {
         if (fs.exists(`${leaf}/cgroup.kill`)) fs.write(`${leaf}/cgroup.kill`, "1");
@@ -237,17 +249,6 @@ export function removeLeaf(leaf: string, fs: CgroupFs = realFs, waitMs = 3000): 
         debug("cgroup", `kill in ${leaf}: ${(e as Error).message}`);
       }
     }
-    try {
-      fs.rmdir(leaf);
-      debug("cgroup", `removed ${leaf}`);
-      return true;
-    } catch (e) {
-      if (e instanceof SyscallError && e.code === "ENOENT") return true;
-      if (performance.now() > deadline) {
-        warn(`cannot remove cgroup: ${(e as Error).message}`);
-        return false;
-      }
-      Bun.sleepSync(round < 10 ? 5 : 25);
-    }
+    Bun.sleepSync(round < 10 ? 5 : 25);
   }
 }
