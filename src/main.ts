@@ -3,7 +3,7 @@
 // and an exit code (see errors.ts).
 import { EXIT, UsageError, exitCodeOf, formatError } from "./errors.ts";
 import { setDebug } from "./log.ts";
-import { drainStdout, printErr, printOut } from "./output.ts";
+import { printErr, printOut } from "./output.ts";
 
 export const VERSION = "0.1.0";
 
@@ -88,8 +88,6 @@ export async function main(argv: string[]): Promise<number> {
 
 if (import.meta.main) {
   const code = await main(process.argv.slice(2));
-  // Let pending raw stdout writes (logs, a terminal) drain before leaving.
   process.exitCode = code;
-  await drainStdout();
   process.exit(code);
 }

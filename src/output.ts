@@ -4,8 +4,8 @@
 // stream machinery, which costs more at start (~30 ms measured here) than everything `gcr run`
 // does before its container execs. console.log / console.error write the same bytes through
 // Bun's native writer and are flushed even when process.exit() follows at once.
-// Streams of raw bytes (logs, a terminal's relay) still use process.stdout: they are not
-// on the start path.
+// Raw bytes (logs, a terminal's output) go straight to fd 1: see writeStdout().
+import { writeAll } from "./sys/libc.ts";
 
 function emit(write: (fmt: string, s: string) => void, text: string): void {
   // console adds the final newline itself; "%s" keeps a '%' in the text from being a format.
@@ -23,16 +23,12 @@ export function printErr(text: string): void {
   emit(console.error, text);
 }
 
-let streamUsed = false;
-
-/** process.stdout, for raw bytes (logs, a terminal). main() lets it drain before exit. */
-export function stdoutStream(): NodeJS.WriteStream {
-  streamUsed = true;
-  return process.stdout;
-}
-
-/** Resolves once bytes written through stdoutStream() have left the process. */
-export async function drainStdout(): Promise<void> {
-  if (!streamUsed || !process.stdout.writableNeedDrain) return;
-  await new Promise((r) => process.stdout.once("drain", r));
+/**
+ * Raw bytes to stdout (a container's logs, its terminal's output), written through before
+ * this returns. Not process.stdout: its writes queue in the process, and in Bun neither
+ * writableLength nor writableNeedDrain tells that they did, so an exit right after would
+ * drop them (a `gcr logs` piped into a slow reader got its first 64 KiB only).
+ */
+export function writeStdout(bytes: Uint8Array): void {
+  writeAll(1, bytes);
 }

@@ -18,8 +18,8 @@ import { linkIntoUpper, overlayData, prepareMountPoint, type UpperOwner } from "
 import { capabilityMask, capNames, defaultSeccompFilter, withinBoundingSet } from "./security.ts";
 import { listContainers, withStateLock, writeExit, type ContainerConfig, type ProcessConfig } from "./state.ts";
 import { sweep } from "./sweep.ts";
-import { startTerminal } from "./terminal.ts";
-import { printErr, printOut, stdoutStream } from "../output.ts";
+import { startTerminal, terminalSize } from "./terminal.ts";
+import { printErr, printOut } from "../output.ts";
 import { O, chmod, chown, close, exists, mkdir, open, stat, writeFile } from "../sys/fs.ts";
 import { dirname, join } from "../path.ts";
 import { steady } from "../jit.ts";
@@ -185,12 +185,7 @@ async function runContainer(c: ContainerDir, opts: RunOptions, image: ResolvedIm
     for (const d of [c.upper, c.work, c.merged]) chown(d, uid, gid);
   }
 
-  let tty: { rows: number; cols: number } | undefined;
-  if (opts.tty) {
-    const out = stdoutStream();
-    // A terminal that reports 0x0 (e.g. under script(1) with no terminal) gets docker's 24x80.
-    tty = { rows: (out.isTTY && out.rows) || 24, cols: (out.isTTY && out.columns) || 80 };
-  }
+  const tty = opts.tty ? terminalSize() : undefined;
   const caps = BigInt(proc.capabilities);
 
   const plan = buildPlan({

@@ -3,8 +3,6 @@
 // so that its child is really inside the pid namespace (setns on a pid namespace only moves
 // future children), and then takes the same path as the container's own command: working
 // directory, standard streams, user, capabilities, no_new_privs, seccomp, execve.
-import { closeSync, openSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { helpText, parseOptions, type OptionSpec } from "../cli.ts";
 import { EXIT, GcrError, UsageError } from "../errors.ts";
 import { debug } from "../log.ts";
@@ -17,7 +15,10 @@ import type { ContainerResource } from "./resources.ts";
 import { defaultSeccompFilter } from "./security.ts";
 import { findContainer } from "./state.ts";
 import { recordedCgroups } from "./cgroups/resource.ts";
-import { printOut, stdoutStream } from "../output.ts";
+import { printOut } from "../output.ts";
+import { terminalSize } from "./terminal.ts";
+import { close, O, open, readText, stat, writeFile } from "../sys/fs.ts";
+import { join } from "../path.ts";
 
 const EXEC_SPECS: OptionSpec[] = [
   { name: "interactive", short: "i", type: "boolean", help: "keep stdin open" },
@@ -37,8 +38,8 @@ const NAMESPACES: [file: string, flag: number][] = [
 
 function sameNamespace(a: string, b: string): boolean {
   try {
-    const x = statSync(a);
-    const y = statSync(b);
+    const x = stat(a);
+    const y = stat(b);
     return x.ino === y.ino && x.dev === y.dev;
   } catch {
     return false;
@@ -77,21 +78,21 @@ export async function execCommand(argv: string[]): Promise<number> {
     for (const [file, flag] of NAMESPACES) {
       const target = `/proc/${pid}/ns/${file}`;
       if (sameNamespace(target, `/proc/self/ns/${file}`)) continue;
-      const fd = openSync(target, "r");
+      const fd = open(target, O.RDONLY);
       fds.push(fd);
       ops.push({ op: "setns", fd, nstype: flag });
     }
     debug("exec", `joining the namespaces of host pid ${pid}: ${ops.map((o) => (o.op === "setns" ? NAMESPACES.find(([, f]) => f === o.nstype)![0] : "")).join(", ")}`);
     ops.push({ op: "init" });
     ops.push({ op: "chdir", path: cwd });
-    const tty = v.tty ? { rows: stdoutStream().rows || 24, cols: stdoutStream().columns || 80 } : undefined;
+    const tty = v.tty ? terminalSize() : undefined;
     if (tty) ops.push({ op: "tty", ...tty, uid: user.uid, gid: user.gid });
     else {
       if (!v.interactive) ops.push({ op: "stdinNull" });
       ops.push({ op: "setsid" });
     }
     // A rootless one-id namespace has setgroups(2) denied; the kernel says so in /proc.
-    if (readFileSync(`/proc/${pid}/setgroups`, "utf8").trim() !== "deny") ops.push({ op: "setgroups", gids: user.additionalGids });
+    if (readText(`/proc/${pid}/setgroups`).trim() !== "deny") ops.push({ op: "setgroups", gids: user.additionalGids });
     const caps = BigInt(proc.capabilities);
     ops.push({ op: "bounding", keep: caps });
     ops.push({ op: "setid", uid: user.uid, gid: user.gid });
@@ -106,7 +107,7 @@ export async function execCommand(argv: string[]): Promise<number> {
     return await startAndWait({ cloneFlags: 0, ops }, resources, { tty: v.tty === true, interactive: v.interactive === true }, cmd, undefined);
   } finally {
     // The child closes its copies after setns; these are gcr's.
-    for (const fd of fds) closeSync(fd);
+    for (const fd of fds) close(fd);
   }
 }
 
@@ -118,7 +119,7 @@ function joinCgroups(id: string): ContainerResource {
       const leaves = recordedCgroups(id);
       for (const leaf of leaves) {
         try {
-          writeFileSync(join(leaf, "cgroup.procs"), `${pid}\n`);
+          writeFile(join(leaf, "cgroup.procs"), `${pid}\n`);
         } catch (e) {
           throw new GcrError(`join the container's cgroup ${leaf}`, { cause: e });
         }

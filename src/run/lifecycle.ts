@@ -1,8 +1,6 @@
 // Managing containers with no daemon: ps, inspect, logs, stop, kill, rm, container prune.
 // Each reads the state files described in state.ts; none keeps running after it answers
 // (logs -f follows until the container ends or the user interrupts).
-import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
-import { join } from "node:path";
 import { helpText, parseOptions, type OptionSpec } from "../cli.ts";
 import { EXIT, GcrError, UsageError } from "../errors.ts";
 import { debug } from "../log.ts";
@@ -10,8 +8,10 @@ import { kill } from "../sys/libc.ts";
 import { sweep } from "./sweep.ts";
 import { findContainer, listContainers, readStatus, shortId, type ContainerInfo, type Status } from "./state.ts";
 import { removeContainer, reopenContainerDir } from "./container.ts";
-import { printErr, printOut, stdoutStream } from "../output.ts";
+import { printErr, printOut, writeStdout } from "../output.ts";
 import { steady } from "../jit.ts";
+import { close, exists, O, open, pread, stat } from "../sys/fs.ts";
+import { join } from "../path.ts";
 
 export const SIGNALS: Record<string, number> = {
   HUP: 1, INT: 2, QUIT: 3, ILL: 4, TRAP: 5, ABRT: 6, BUS: 7, FPE: 8, KILL: 9, USR1: 10, SEGV: 11,
@@ -122,13 +122,13 @@ export function tailOffset(fd: number, size: number, n: number): number {
   if (n <= 0) return size;
   let pos = size;
   let newlines = 0;
-  const buf = Buffer.alloc(64 * 1024);
+  const buf = new Uint8Array(64 * 1024);
   // A final newline ends the last line; it does not start a new one.
   let skipLast = true;
   while (pos > 0) {
     const len = Math.min(buf.length, pos);
     pos -= len;
-    readSync(fd, buf, 0, len, pos);
+    pread(fd, buf.subarray(0, len), pos);
     for (let i = len - 1; i >= 0; i--) {
       if (buf[i] !== 0x0a) {
         skipLast = false;
@@ -153,16 +153,16 @@ export async function logsCommand(argv: string[]): Promise<number> {
   if (tail !== undefined && tail !== "all" && !/^\d+$/.test(tail)) throw new UsageError(`invalid --tail '${tail}'`, "logs");
   const c = findContainer(ref);
   const file = join(c.dir, "ctr.log");
-  if (!existsSync(file)) throw new GcrError(`container ${ref} has no logs: only detached containers (run -d) write them`);
-  const fd = openSync(file, "r");
+  if (!exists(file)) throw new GcrError(`container ${ref} has no logs: only detached containers (run -d) write them`);
+  const fd = open(file, O.RDONLY);
   try {
-    let pos = tail === undefined || tail === "all" ? 0 : tailOffset(fd, statSync(file).size, Number(tail));
-    const buf = Buffer.alloc(64 * 1024);
+    let pos = tail === undefined || tail === "all" ? 0 : tailOffset(fd, stat(file).size, Number(tail));
+    const buf = new Uint8Array(64 * 1024);
     const drain = () => {
       for (;;) {
-        const n = readSync(fd, buf, 0, buf.length, pos);
+        const n = pread(fd, buf, pos, file);
         if (n <= 0) return;
-        stdoutStream().write(buf.subarray(0, n));
+        writeStdout(buf.subarray(0, n));
         pos += n;
       }
     };
@@ -176,7 +176,7 @@ export async function logsCommand(argv: string[]): Promise<number> {
       drain();
     }
   } finally {
-    closeSync(fd);
+    close(fd);
   }
   return EXIT.ok;
 }

@@ -2,8 +2,8 @@
 // handed over by child.c) wired to the user's terminal, which is put in raw mode so that
 // Ctrl-C, Ctrl-Z and friends reach the container's line discipline, not gcr.
 import { debug } from "../log.ts";
-import { stdoutStream } from "../output.ts";
-import { setWindowSize } from "../sys/libc.ts";
+import { writeStdout } from "../output.ts";
+import { setWindowSize, windowSize } from "../sys/libc.ts";
 import { close, write } from "../sys/fs.ts";
 
 export function startTerminal(master: number, interactive: boolean): { finished: () => Promise<void>; restore: () => void } {
@@ -12,9 +12,9 @@ export function startTerminal(master: number, interactive: boolean): { finished:
   if (raw) stdin.setRawMode(true);
   debug("tty", `pty master fd ${master}${raw ? ", host terminal in raw mode" : ""}`);
 
-  const stdout = stdoutStream();
   const resize = () => {
-    if (stdout.isTTY) setWindowSize(master, stdout.rows, stdout.columns);
+    const size = windowSize(1);
+    if (size) setWindowSize(master, size.rows, size.cols);
   };
   process.on("SIGWINCH", resize);
 
@@ -36,7 +36,7 @@ export function startTerminal(master: number, interactive: boolean): { finished:
   const tty = require("node:tty") as typeof import("node:tty");
   const out = new tty.ReadStream(master);
   const finished = new Promise<void>((resolve) => {
-    out.on("data", (d: Buffer) => stdout.write(d));
+    out.on("data", (d: Buffer) => writeStdout(d));
     out.on("error", () => resolve());
     out.on("end", () => resolve());
     out.on("close", () => resolve());
@@ -63,4 +63,11 @@ export function startTerminal(master: number, interactive: boolean): { finished:
       }
     },
   };
+}
+
+/** The size for a new pseudo-terminal: the caller's terminal's, or docker's 24x80 when stdout
+ * is no terminal or reports 0x0 (e.g. under script(1) without one). */
+export function terminalSize(): { rows: number; cols: number } {
+  const size = windowSize(1);
+  return { rows: size?.rows || 24, cols: size?.cols || 80 };
 }

@@ -112,6 +112,11 @@ export function read(fd: number, buf: Uint8Array, path?: string): number {
   return buf.length === 0 ? 0 : check(SYS.read, "read", path, fd, buf, buf.length);
 }
 
+/** pread(2): up to buf.length bytes at `offset`; 0 at end of file. */
+export function pread(fd: number, buf: Uint8Array, offset: number, path?: string): number {
+  return buf.length === 0 ? 0 : check(SYS.pread64, "pread", path, fd, buf, buf.length, offset);
+}
+
 /** Write all of data to fd. */
 export function write(fd: number, data: Uint8Array | string, path?: string): void {
   const bytes = typeof data === "string" ? encoder.encode(data) : data;

@@ -11,7 +11,7 @@ import { SyscallError } from "../errors.ts";
 
 /** x86_64 system call numbers (arch/x86/entry/syscalls/syscall_64.tbl). */
 export const SYS = {
-  read: 0, write: 1, close: 3, ioctl: 16, socket: 41, sendto: 44, recvfrom: 45,
+  read: 0, write: 1, close: 3, poll: 7, ioctl: 16, pread64: 17, socket: 41, sendto: 44, recvfrom: 45,
   socketpair: 53, wait4: 61, kill: 62, flock: 73, prctl: 157, lsetxattr: 189,
   getdents64: 217, openat: 257, mkdirat: 258, mknodat: 259, fchownat: 260, newfstatat: 262,
   unlinkat: 263, renameat: 264, linkat: 265, symlinkat: 266, readlinkat: 267, fchmodat: 268,
@@ -82,9 +82,20 @@ export function close(fd: number): void {
   if (rc < 0 && rc !== -EINTR) throw new SyscallError("close", -rc);
 }
 
+/** Write all of data, blocking: a non-blocking fd (a terminal Bun made O_NONBLOCK) is waited
+ * on with poll(2) until it takes more. */
 export function writeAll(fd: number, data: Uint8Array): void {
+  // struct pollfd { int fd; short events; short revents; }, waiting for POLLOUT.
+  const pfd = new Uint8Array(8);
+  new DataView(pfd.buffer).setInt32(0, fd, true);
+  new DataView(pfd.buffer).setInt16(4, 4 /* POLLOUT */, true);
   let off = 0;
-  while (off < data.length) off += check(SYS.write, "write", undefined, fd, data.subarray(off), data.length - off);
+  while (off < data.length) {
+    const n = sys(SYS.write, fd, data.subarray(off), data.length - off);
+    if (n >= 0) off += n;
+    else if (n === -11 /* EAGAIN */) check(SYS.poll, "poll", undefined, pfd, 1, -1);
+    else if (n !== -EINTR) throw new SyscallError("write", -n);
+  }
 }
 
 export type WaitStatus = { exited: true; code: number } | { exited: false; signal: number };
@@ -116,6 +127,14 @@ export function kill(pid: number, signal: number): boolean {
 }
 
 const TIOCSWINSZ = 0x5414;
+const TIOCGWINSZ = 0x5413;
+
+/** The size of the terminal on fd, or undefined when fd is not a terminal. */
+export function windowSize(fd: number): { rows: number; cols: number } | undefined {
+  const ws = new Uint16Array(4);
+  if (sys(SYS.ioctl, fd, TIOCGWINSZ, ws) < 0) return undefined;
+  return { rows: ws[0]!, cols: ws[1]! };
+}
 
 export function setWindowSize(fd: number, rows: number, cols: number): void {
   check(SYS.ioctl, "ioctl TIOCSWINSZ", undefined, fd, TIOCSWINSZ, new Uint16Array([rows, cols, 0, 0]));

@@ -157,6 +157,16 @@ describe("detached containers", () => {
     await ok(["rm", id]);
   });
 
+  test("logs of a large output reach a slow reader whole (every 64 KiB chunk, in order)", async () => {
+    const id = (await ok(["run", "-d", "--network", "none", fx.rootfs, "seq", "1", "200000"])).trim();
+    await until(async () => (await ps()).find((r) => r.id === id)?.state === "exited");
+    const want = new Bun.CryptoHasher("sha256").update(Bun.spawnSync(["seq", "1", "200000"]).stdout).digest("hex");
+    // The reader sleeps before reading, so gcr's writes queue up in its stdout stream.
+    const p = Bun.spawnSync(["sh", "-c", `"${GCR}" logs ${id} | (sleep 0.3; sha256sum)`], { env: { ...process.env, ...fx.env } });
+    expect(p.stdout.toString().split(" ")[0]).toBe(want);
+    await ok(["rm", id]);
+  });
+
   test("run -d --rm: the container is gone after it exits", async () => {
     const id = (await ok(["run", "-d", "--rm", "--network", "none", fx.rootfs, "true"])).trim();
     await until(async () => !(await ps()).some((r) => r.id === id));
