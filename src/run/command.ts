@@ -2,27 +2,27 @@
 // process, give it its id maps (and cgroup), let it run its setup, relay signals and the
 // terminal, wait, clean up, and exit with the container's code.
 import { EXIT, GcrError, SyscallError, UsageError, errnoName } from "../errors.ts";
+import { steady } from "../jit.ts";
 import { debug, isDebug } from "../log.ts";
+import { printErr, printOut } from "../output.ts";
+import { dirname, join } from "../path.ts";
 import { isRoot, stateDir } from "../paths.ts";
 import { Child, CLONE, describeOp, idmapTree, mountFlagNames, namespaceNames, type Op } from "../sys/child.ts";
+import { O, chmod, chown, close, exists, mkdir, open, stat, writeFile } from "../sys/fs.ts";
 import { inBoundingSet, kill, waitpidNoHang, type WaitStatus } from "../sys/libc.ts";
+import { prepareCgroup } from "./cgroups/resource.ts";
 import { closeContainerDir, createContainerDir, newContainerId, removeContainerDir, type ContainerDir } from "./container.ts";
 import { isMapped, planIdMapping, writeIdMaps, type IdMapping } from "./idmap.ts";
 import { resolveImage, resolveUser, type ResolvedImage } from "./image.ts";
+import { planNetwork } from "./network/index.ts";
 import { parseRunArgs, runHelp, type RunOptions } from "./options.ts";
 import { buildPlan, DEFAULT_PATH, type Plan } from "./plan.ts";
-import { prepareCgroup } from "./cgroups/resource.ts";
-import { planNetwork } from "./network/index.ts";
 import type { ContainerResource } from "./resources.ts";
 import { linkIntoUpper, overlayData, prepareMountPoint, type UpperOwner } from "./rootfs.ts";
 import { capabilityMask, capNames, defaultSeccompFilter, withinBoundingSet } from "./security.ts";
 import { listContainers, withStateLock, writeExit, type ContainerConfig, type ProcessConfig } from "./state.ts";
 import { sweep } from "./sweep.ts";
 import { startTerminal, terminalSize } from "./terminal.ts";
-import { printErr, printOut } from "../output.ts";
-import { O, chmod, chown, close, exists, mkdir, open, stat, writeFile } from "../sys/fs.ts";
-import { dirname, join } from "../path.ts";
-import { steady } from "../jit.ts";
 
 /** Signals gcr passes on to the container (SIGWINCH becomes a resize with -t). */
 const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH"] as const;
@@ -319,7 +319,8 @@ export async function startAndWait(plan: Plan, resources: ContainerResource[], o
   const child = Child.spawn(plan.ops, plan.cloneFlags, stateDir());
   if (plan.cloneFlags & CLONE.NEWPID) debug("clone", `namespaces ${namespaceNames(plan.cloneFlags)}: container process is host pid ${child.pid}, pid 1 inside`);
   else debug("clone", `exec process is host pid ${child.pid}; it joins the container's namespaces with setns`);
-  if (plan.cloneFlags & CLONE.NEWPID) debug("fork", `as pid 1 (host pid ${child.pid}), waiting for the parent's go`);
+  if (plan.cloneFlags & CLONE.NEWPID)
+    debug("fork", `as pid 1 (host pid ${child.pid}), ${plan.ops[0]?.op === "go" ? "waiting for the parent's go" : "mounting its filesystems while the parent makes cgroups and network, then waiting for the go"}`);
 
   // From here on the child exists: whatever happens, it must be reaped.
   const exit = waitForExit(child.pid);
@@ -437,7 +438,7 @@ const STAGE: Partial<Record<Op["op"], string>> = {
   mount: "mount", mkdir: "mount", mkfile: "mount", mknod: "dev", write: "cgroup", symlink: "mount", readonly: "mount",
   pivot: "pivot_root", hostname: "uts", loopback: "net", unshare: "cgroup", chdir: "exec", tty: "tty",
   stdinNull: "exec", setsid: "exec", setgroups: "user", setid: "user", bounding: "caps", capset: "caps",
-  capambient: "caps", nnp: "caps", seccomp: "seccomp", closefds: "exec", init: "init", umask: "exec", exec: "exec",
+  capambient: "caps", nnp: "caps", seccomp: "seccomp", closefds: "exec", init: "init", umask: "exec", exec: "exec", go: "sync",
 };
 
 function narratePlan(ops: Op[], caps: bigint, opts: RunOptions, merged: string): void {
