@@ -15,7 +15,7 @@ export const SYS = {
   socketpair: 53, wait4: 61, kill: 62, flock: 73, prctl: 157, lsetxattr: 189,
   getdents64: 217, openat: 257, mkdirat: 258, mknodat: 259, fchownat: 260, newfstatat: 262,
   unlinkat: 263, renameat: 264, linkat: 265, symlinkat: 266, readlinkat: 267, fchmodat: 268,
-  faccessat: 269, setns: 308, getrandom: 318,
+  faccessat: 269, setns: 308, getrandom: 318, pidfd_open: 434,
 } as const;
 
 const symbols = {
@@ -172,4 +172,22 @@ const PR_CAPBSET_READ = 23;
 /** Whether capability `cap` is in this process's bounding set (prctl(PR_CAPBSET_READ)). */
 export function inBoundingSet(cap: number): boolean {
   return sys(SYS.prctl, PR_CAPBSET_READ, cap) === 1;
+}
+
+/**
+ * Block up to `ms` milliseconds for child `pid` to exit (poll(2) on its pidfd). True once it
+ * has (it is then a zombie for waitpidNoHang to reap); false on timeout, on a signal, or on a
+ * kernel without pidfd_open (Linux < 5.3).
+ */
+export function waitExit(pid: number, ms: number): boolean {
+  const pidfd = sys(SYS.pidfd_open, pid, 0);
+  if (pidfd < 0) return false;
+  try {
+    const pfd = new Uint8Array(8); // struct pollfd, waiting for POLLIN
+    new DataView(pfd.buffer).setInt32(0, pidfd, true);
+    new DataView(pfd.buffer).setInt16(4, 1 /* POLLIN */, true);
+    return sys(SYS.poll, pfd, 1, ms) === 1;
+  } finally {
+    close(pidfd);
+  }
 }
