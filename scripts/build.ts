@@ -31,5 +31,5 @@ if (lib.exitCode === 0 && mon.exitCode === 0) {
 // when that subcommand runs; `gcr --version` then costs what a hello-world does.
 // GCR_NOMINIFY=1 keeps names readable for CPU profiles (BUN_OPTIONS=--cpu-prof-md ./gcr ...).
 const minify = process.env.GCR_NOMINIFY ? [] : ["--minify"];
-await $`bun build --compile ${process.env.GCR_NOSPLIT ? [] : ["--splitting"]} ${minify} --bytecode --format=esm --compile-jit-policy=${JIT_POLICY} --no-compile-autoload-dotenv --no-compile-autoload-bunfig ${defines} --outfile ${out} src/main.ts`.quiet();
+await $`bun build --compile --splitting ${minify} --bytecode --format=esm --compile-jit-policy=${JIT_POLICY} --no-compile-autoload-dotenv --no-compile-autoload-bunfig ${defines} --outfile ${out} src/main.ts`.quiet();
 console.log(`built ./${out} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);

@@ -55,11 +55,6 @@ export function errnoName(errno: number): string {
   return name && name !== "_" ? name : `errno ${errno}`;
 }
 
-/** The number of an errno name ("EPERM" -> 1), or undefined. */
-export function errnoNumber(name: string): number | undefined {
-  const n = ERRNO_NAMES.indexOf(name);
-  return n > 0 ? n : undefined;
-}
 
 const errnoText: Record<string, string> = {
   EPERM: "Operation not permitted",

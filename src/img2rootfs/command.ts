@@ -1,6 +1,6 @@
 // The image commands: pull, img2rootfs, images, rmi, login, logout. Each parses its own argv
 // (node:util parseArgs, strict) and returns an exit code; errors are thrown to main().
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, renameSync, rmdirSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import type { ParseArgsConfig } from "node:util";
 import { EXIT, GcrError, UsageError } from "../errors.ts";
@@ -27,6 +27,7 @@ import { RegistryClient } from "./registry.ts";
 import { parsePlatform } from "./resolve.ts";
 import { printErr, printOut } from "../output.ts";
 import { steady } from "../jit.ts";
+import { removeTree } from "../sys/fs.ts";
 
 // Loaded with require(), not import: bun build hoists every node: import of the bundle to
 // the binary's start, and these cost gcr run ~10 ms each although only pulls use them.
@@ -192,7 +193,7 @@ export async function pullCommand(args: string[]): Promise<number> {
     opts.progress.end();
     throw intr.signal.aborted ? intr.signal.reason : err;
   } finally {
-    if (staging) rmSync(staging, { recursive: true, force: true });
+    if (staging) removeTree(staging);
     release();
     intr.dispose();
   }
@@ -238,7 +239,7 @@ export async function img2rootfsCommand(args: string[]): Promise<number> {
       try {
         process.kill(pid, 0);
       } catch {
-        rmSync(join(parent, n), { recursive: true, force: true });
+        removeTree(join(parent, n));
       }
     }
   }
@@ -257,7 +258,7 @@ export async function img2rootfsCommand(args: string[]): Promise<number> {
     opts.progress.end();
     throw intr.signal.aborted ? intr.signal.reason : err;
   } finally {
-    rmSync(staging, { recursive: true, force: true });
+    removeTree(staging);
     intr.dispose();
   }
 }

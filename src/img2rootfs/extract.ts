@@ -26,7 +26,6 @@ import {
   openSync,
   readdirSync,
   readlinkSync,
-  rmSync,
   chmodSync,
   symlinkSync,
   unlinkSync,
@@ -37,6 +36,7 @@ import {
 import { join } from "node:path";
 import { GcrError, SyscallError } from "../errors.ts";
 import { debug } from "../log.ts";
+import { removeTree } from "../sys/fs.ts";
 import { S_IFBLK, S_IFCHR, S_IFIFO, lsetxattr, mknod } from "../sys/fsops.ts";
 import type { TarEntry } from "./untar.ts";
 
@@ -116,9 +116,7 @@ function lstatOrNull(p: string): Stats | null {
 
 /** Remove whatever is at `abs` (a directory recursively), never following a symlink. */
 function removeAny(abs: string, st: Stats | null = lstatOrNull(abs)): void {
-  if (!st) return;
-  if (st.isDirectory()) rmSync(abs, { recursive: true, force: true });
-  else unlinkSync(abs);
+  if (st) removeTree(abs, st.isDirectory());
 }
 
 /** Split a tar member name into safe components: strip leading '/', drop '.', refuse '..'. */

@@ -58,11 +58,17 @@ export async function runCommand(argv: string[]): Promise<number> {
     opts,
     process: processConfig(opts, image, id),
   };
-  const c = withStateLock(() => {
-    if (opts.name !== undefined && listContainers().some((x) => x.config.name === opts.name))
-      throw new GcrError(`the container name "${opts.name}" is already in use`, { hint: `remove it with 'gcr rm ${opts.name}', or choose another name` });
-    return createContainerDir(id, config);
-  });
+  // The state lock makes "is the name free?" and "take it" one step; a container without a
+  // name has a fresh id and needs no lock.
+  const name = opts.name;
+  const c =
+    name === undefined
+      ? createContainerDir(id, config)
+      : withStateLock(() => {
+          if (listContainers().some((x) => x.config.name === name))
+            throw new GcrError(`the container name "${name}" is already in use`, { hint: `remove it with 'gcr rm ${name}', or choose another name` });
+          return createContainerDir(id, config);
+        });
   return launch(c, config, image);
 }
 

@@ -12,7 +12,7 @@ export const CAPS = [
 ] as const;
 
 /** docker's default set (moby oci/caps/defaults.go): CapEff 00000000a80425fb. */
-export const DEFAULT_CAPS = [
+const DEFAULT_CAPS = [
   "CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID", "SETUID",
   "SETFCAP", "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE",
 ];

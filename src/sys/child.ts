@@ -183,7 +183,7 @@ function compile(privateDir: string): Native {
 }
 
 /** The path of gcr-monitor (the parent of detached containers), written on first use. */
-export function monitorPath(privateDir: string): string {
+function monitorPath(privateDir: string): string {
   if (!nativeId) throw new GcrError("this gcr was built without a C compiler: detached containers need gcr-monitor", { hint: "rebuild with gcc installed (npm run build)" });
   return materialize(nativeDir(privateDir), `gcr-monitor-${nativeId}`, () => GCR_NATIVE_MONITOR, 0o700);
 }

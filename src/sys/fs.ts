@@ -5,7 +5,7 @@
 // are SyscallError ("mkdir /run/gcr: EACCES (Permission denied)"), whose .code is the errno
 // name, as node's is. Paths are used as given: relative ones resolve against the cwd.
 import { SyscallError } from "../errors.ts";
-import { check, close, cstr, sys, SYS, EINTR } from "./libc.ts";
+import { check, close, cstr, sys, SYS, EINTR, writeAll } from "./libc.ts";
 
 const AT_FDCWD = -100;
 const AT_SYMLINK_NOFOLLOW = 0x100;
@@ -17,9 +17,9 @@ export const O = {
 } as const;
 
 const S_IFMT = 0o170000;
-export const S_IFDIR = 0o040000;
-export const S_IFREG = 0o100000;
-export const S_IFLNK = 0o120000;
+const S_IFDIR = 0o040000;
+const S_IFREG = 0o100000;
+const S_IFLNK = 0o120000;
 
 /** What gcr reads of struct stat (x86_64 layout), with node's predicate names. */
 export class Stat {
@@ -93,7 +93,6 @@ export function exists(path: string): boolean {
 
 export const R_OK = 4;
 export const W_OK = 2;
-export const X_OK = 1;
 
 /** access(2) with the real ids: throws when `mode` is not granted. */
 export function access(path: string, mode: number): void {
@@ -119,9 +118,7 @@ export function pread(fd: number, buf: Uint8Array, offset: number, path?: string
 
 /** Write all of data to fd. */
 export function write(fd: number, data: Uint8Array | string, path?: string): void {
-  const bytes = typeof data === "string" ? encoder.encode(data) : data;
-  let off = 0;
-  while (off < bytes.length) off += check(SYS.write, "write", path, fd, bytes.subarray(off), bytes.length - off);
+  writeAll(fd, typeof data === "string" ? encoder.encode(data) : data, path);
 }
 
 /** A whole file's bytes. */
@@ -247,10 +244,6 @@ export function chown(path: string, uid: number, gid: number): void {
   check(SYS.fchownat, "chown", path, AT_FDCWD, cstr(path), uid, gid, 0);
 }
 
-/** lchown(2): a symlink itself. */
-export function lchown(path: string, uid: number, gid: number): void {
-  check(SYS.fchownat, "lchown", path, AT_FDCWD, cstr(path), uid, gid, AT_SYMLINK_NOFOLLOW);
-}
 
 const DT_DIR = 4;
 const direntBuf = new Uint8Array(32768);

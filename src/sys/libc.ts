@@ -38,7 +38,7 @@ function errno(): number {
 }
 
 /** An argument for sys(): a number, or a buffer passed by address (kept alive by the caller). */
-export type Arg = number | bigint | NodeJS.TypedArray | null;
+type Arg = number | bigint | NodeJS.TypedArray | null;
 
 const addr = (a: Arg): number | bigint => (a === null ? 0 : typeof a === "object" ? ptr(a) : a);
 
@@ -65,8 +65,8 @@ export function cstr(s: string): Uint8Array {
   return encoder.encode(`${s}\0`);
 }
 
-export const AF_UNIX = 1;
-export const SOCK_SEQPACKET = 5;
+const AF_UNIX = 1;
+const SOCK_SEQPACKET = 5;
 export const SOCK_CLOEXEC = 0o2000000;
 
 /** A connected socket pair, both ends close-on-exec. */
@@ -83,8 +83,8 @@ export function close(fd: number): void {
 }
 
 /** Write all of data, blocking: a non-blocking fd (a terminal Bun made O_NONBLOCK) is waited
- * on with poll(2) until it takes more. */
-export function writeAll(fd: number, data: Uint8Array): void {
+ * on with poll(2) until it takes more. `path` names the file in errors. */
+export function writeAll(fd: number, data: Uint8Array, path?: string): void {
   // struct pollfd { int fd; short events; short revents; }, waiting for POLLOUT.
   const pfd = new Uint8Array(8);
   new DataView(pfd.buffer).setInt32(0, fd, true);
@@ -93,8 +93,8 @@ export function writeAll(fd: number, data: Uint8Array): void {
   while (off < data.length) {
     const n = sys(SYS.write, fd, data.subarray(off), data.length - off);
     if (n >= 0) off += n;
-    else if (n === -11 /* EAGAIN */) check(SYS.poll, "poll", undefined, pfd, 1, -1);
-    else if (n !== -EINTR) throw new SyscallError("write", -n);
+    else if (n === -11 /* EAGAIN */) check(SYS.poll, "poll", path, pfd, 1, -1);
+    else if (n !== -EINTR) throw new SyscallError("write", -n, path);
   }
 }
 

@@ -147,7 +147,8 @@ export function parseAttrs(body: Uint8Array, headerLen: number): Map<number, Uin
 }
 
 const u32 = (b: Uint8Array | undefined) => (b && b.length >= 4 ? new DataView(b.buffer, b.byteOffset, 4).getUint32(0, true) : undefined);
-const cstr = (b: Uint8Array | undefined) => (b ? new TextDecoder().decode(b).replace(/\0.*$/s, "") : "");
+/** A NUL-terminated attribute (IFLA_IFNAME) as a string. */
+const fromCstr = (b: Uint8Array | undefined) => (b ? new TextDecoder().decode(b).replace(/\0.*$/s, "") : "");
 
 export interface Route {
   /** "0.0.0.0" for the default route. */
@@ -260,7 +261,7 @@ export class Netlink {
   links(): Map<number, string> {
     const out = new Map<number, string>();
     for (const m of this.request(RTM.GETLINK, NLM_F.DUMP, [ifinfomsg()], "list links")) {
-      out.set(new DataView(m.body.buffer, m.body.byteOffset).getInt32(4, true), cstr(parseAttrs(m.body, 16).get(IFLA.IFNAME)));
+      out.set(new DataView(m.body.buffer, m.body.byteOffset).getInt32(4, true), fromCstr(parseAttrs(m.body, 16).get(IFLA.IFNAME)));
     }
     return out;
   }

@@ -217,6 +217,20 @@ describe.if(skipReason(hasRegistry, "docker-registry not installed (apt-get inst
     expect(statSync(join(root, "usr/bin/su")).mode & 0o7777).toBe(0o4755);
     expect(statSync(join(root, "root")).mode & 0o7777).toBe(0o700);
   });
+  test.if(isRoot)("rootless (as nobody): img2rootfs sweeps a dead run's staging dir even with a mode-000 directory in it", async () => {
+    // A run killed after its last layer leaves directories with their final modes, 000 ones
+    // included; the owner may not even list those, and rm -rf must make them its own first.
+    const base = join(dirs.base, "nobody-staging");
+    const stale = join(base, ".out.gcr-tmp-4194000-dead00", "locked");
+    mkdirSync(stale, { recursive: true });
+    writeFileSync(join(stale, "inner"), "x\n");
+    for (const d of [base, join(base, ".out.gcr-tmp-4194000-dead00"), stale, join(stale, "inner")]) chownSync(d, 65534, 65534);
+    chmodSync(stale, 0);
+    const store = join(base, "gcr");
+    const r = await gcr(["img2rootfs", "-image", `${reg.host}/test/derived:latest`, "-output", join(base, "out")], { env: { GCR_ROOT: store }, asUser: { uid: 65534, gid: 65534 } });
+    expect(r.code).toBe(0);
+    expect(readdirSync(base).sort()).toEqual(["gcr", "out"]);
+  });
   if (!isRoot) console.log("skip: rootless pull test needs root (to switch to nobody)");
 
   test("a corrupt cached blob is detected, dropped, and fetched again next time (S03)", async () => {

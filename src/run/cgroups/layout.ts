@@ -1,7 +1,7 @@
 // Which cgroup layout this machine has, read at run time from /proc/self/mountinfo and
 // /proc/self/cgroup (never from a hard-coded path):
 //   v2      one cgroup2 mount holds every controller (current distributions);
-import { readText } from "../../sys/fs.ts";
+import { readTextOrUndefined } from "../../sys/fs.ts";
 //   v1      one cgroup mount per controller or group of controllers ("cpu,cpuacct");
 //   hybrid  v1 controllers plus a cgroup2 mount, usually with no controllers (systemd's
 //           "unified" mode on older systems; this is also what the CI machine has).
@@ -139,17 +139,8 @@ export function detectLayout(mountinfo: string, procCgroup: string, v2Controller
   return { kind, hierarchies, byController };
 }
 
-function readOr(path: string, fallback: string): string {
-  try {
-    return readText(path);
-  } catch {
-    return fallback;
-  }
-}
-
 /** The layout of the cgroup hierarchies this process sees. */
 export function readLayout(): Layout {
-  return detectLayout(readOr("/proc/self/mountinfo", ""), readOr("/proc/self/cgroup", ""), (mp) =>
-    readOr(`${mp}/cgroup.controllers`, "").trim().split(/\s+/).filter(Boolean),
-  );
+  const read = (path: string) => readTextOrUndefined(path) ?? "";
+  return detectLayout(read("/proc/self/mountinfo"), read("/proc/self/cgroup"), (mp) => read(`${mp}/cgroup.controllers`).trim().split(/\s+/).filter(Boolean));
 }

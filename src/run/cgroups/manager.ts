@@ -2,7 +2,7 @@
 // its process in, count OOM kills, kill what is left and remove it. Policy (which
 // hierarchies, which paths, which values) is decided by resource.ts and limits.ts.
 // Every file operation goes through CgroupFs, so unit tests run against a recording fake.
-import { errnoNumber, GcrError, SyscallError } from "../../errors.ts";
+import { GcrError, SyscallError } from "../../errors.ts";
 import { debug, warn } from "../../log.ts";
 import { kill } from "../../sys/libc.ts";
 import type { Controller, Hierarchy } from "./layout.ts";
@@ -21,34 +21,24 @@ export interface CgroupFs {
   writable(path: string): boolean;
 }
 
-/** Errors as SyscallError: "mkdir /sys/fs/cgroup/memory/gcr: EACCES (...)". */
-function sysError(syscall: string, path: string, e: unknown): SyscallError {
-  if (e instanceof SyscallError) return new SyscallError(syscall, e.errno, path);
-  return new SyscallError(syscall, errnoNumber((e as NodeJS.ErrnoException).code ?? "EIO") ?? 5, path);
-}
-
+/** sys/fs's errors already name the call and the path ("rmdir /sys/fs/cgroup/...: EBUSY"). */
 export const realFs: CgroupFs = {
   mkdir(path) {
     try {
       mkdir(path, 0o755);
       return true;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "EEXIST") return false;
-      throw sysError("mkdir", path, e);
+      if (e instanceof SyscallError && e.code === "EEXIST") return false;
+      throw e;
     }
   },
-  rmdir(path) {
-    try {
-      rmdir(path);
-    } catch (e) {
-      throw sysError("rmdir", path, e);
-    }
-  },
+  rmdir,
   write(path, value) {
     try {
       writeFile(path, value);
     } catch (e) {
-      throw sysError("write", path, e);
+      // "write", also when open(2) failed: a cgroup file is written, never created.
+      throw e instanceof SyscallError ? new SyscallError("write", e.errno, path) : e;
     }
   },
   read(path) {
