@@ -129,7 +129,8 @@ export function listImages(): ImageRecord[] {
     .filter((r): r is ImageRecord => r !== undefined);
 }
 
-function pidAlive(pid: number): boolean {
+/** Whether process `pid` exists (EPERM: it does, as another user's). */
+export function pidAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);

@@ -12,6 +12,7 @@ import {
   imageDir,
   listImages,
   lockName,
+  pidAlive,
   publish,
   readRecord,
   removeImage,
@@ -235,13 +236,7 @@ export async function img2rootfsCommand(args: string[]): Promise<number> {
   const prefix = `.${basename(output)}.gcr-tmp-`;
   for (const n of readdirSync(parent)) {
     const pid = Number(n.startsWith(prefix) ? n.slice(prefix.length).split("-")[0] : NaN);
-    if (pid && pid !== process.pid) {
-      try {
-        process.kill(pid, 0);
-      } catch {
-        removeTree(join(parent, n));
-      }
-    }
+    if (pid && pid !== process.pid && !pidAlive(pid)) removeTree(join(parent, n));
   }
   const staging = join(parent, `${prefix}${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
   mkdirSync(staging, { mode: 0o755 });
